@@ -32,6 +32,8 @@ const (
 	FaultDuplicate          FaultKind = "duplicate"            // the platform's duplicate-content rejection
 	FaultMediaFetch         FaultKind = "media_fetch"          // media download/processing fails
 	FaultSlow               FaultKind = "slow"                 // the answer is delayed by Delay
+	FaultAccessDenied       FaultKind = "access_denied"        // the OAuth authorize page answers error=access_denied
+	FaultInvalidGrant       FaultKind = "invalid_grant"        // the token endpoint rejects the code or refresh token
 )
 
 // Fault is one injected failure.
@@ -81,6 +83,27 @@ type Options struct {
 	// used in upload URLs and post URLs it hands out. Set it once the
 	// listener is bound.
 	PublicURL string
+	// Clients are the OAuth client credentials each platform accepts, by
+	// platform name. A platform with no entry accepts any non-empty pair.
+	Clients map[string]Client
+}
+
+// Client is an OAuth client registered with a platform.
+type Client struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// checkClient reports whether id/secret are the registered client of platform.
+func (s *Server) checkClient(platform, id, secret string) bool {
+	if id == "" {
+		return false
+	}
+	c, ok := s.opts.Clients[platform]
+	if !ok {
+		return secret != "" || platform == "x" // X public clients use PKCE without a secret
+	}
+	return c.ID == id && (c.Secret == secret || (platform == "x" && secret == ""))
 }
 
 // Server is the simulator. Create it with New; it is an http.Handler.

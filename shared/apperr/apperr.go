@@ -19,19 +19,21 @@ type Kind string
 
 // The kinds of architecture §7.
 const (
-	KindInvalid       Kind = "invalid"       // the caller sent something wrong; do not retry as is
-	KindNotFound      Kind = "not_found"     // the entity does not exist (or belongs to another site)
-	KindConflict      Kind = "conflict"      // the entity is not in a state that allows this
-	KindUnauthorized  Kind = "unauthorized"  // missing or bad credentials
-	KindForbidden     Kind = "forbidden"     // authenticated, but not allowed
-	KindRateLimited   Kind = "rate_limited"  // wait until RetryAfter, then retry
-	KindTransient     Kind = "transient"     // nothing was written; safe to retry with backoff
-	KindPermanent     Kind = "permanent"     // the platform rejected it; retrying will not help
-	KindReconnect     Kind = "reconnect"     // the token is dead; the account must be reconnected
-	KindAmbiguous     Kind = "ambiguous"     // the write may have happened; reconcile before retrying
-	KindInternal      Kind = "internal"      // a bug or an unexpected failure of our own
-	KindTooLarge      Kind = "too_large"     // the request body is over the limit
-	KindUnprocessable Kind = "unprocessable" // well-formed, but fails validation rules (422)
+	KindInvalid          Kind = "invalid"                // the caller sent something wrong; do not retry as is
+	KindNotFound         Kind = "not_found"              // the entity does not exist (or belongs to another site)
+	KindConflict         Kind = "conflict"               // the entity is not in a state that allows this
+	KindUnauthorized     Kind = "unauthorized"           // missing or bad credentials
+	KindForbidden        Kind = "forbidden"              // authenticated, but not allowed
+	KindRateLimited      Kind = "rate_limited"           // wait until RetryAfter, then retry
+	KindTransient        Kind = "transient"              // nothing was written; safe to retry with backoff
+	KindPermanent        Kind = "permanent"              // the platform rejected it; retrying will not help
+	KindReconnect        Kind = "reconnect"              // the token is dead; the account must be reconnected
+	KindAmbiguous        Kind = "ambiguous"              // the write may have happened; reconcile before retrying
+	KindInternal         Kind = "internal"               // a bug or an unexpected failure of our own
+	KindTooLarge         Kind = "too_large"              // the request body is over the limit
+	KindUnprocessable    Kind = "unprocessable"          // well-formed, but fails validation rules (422)
+	KindMethodNotAllowed Kind = "method_not_allowed"     // the path exists, the method does not
+	KindUnsupportedMedia Kind = "unsupported_media_type" // the body is not JSON
 )
 
 // Problem names one field that failed validation and why.
@@ -98,6 +100,21 @@ func Wrap(err error, kind Kind, code, message string) *Error {
 func Invalid(field, message string) *Error {
 	e := New(KindInvalid, "invalid_request", field+": "+message)
 	e.Problems = []Problem{{Field: field, Message: message}}
+	return e
+}
+
+// InvalidProblems is a 400-class error listing every field problem found;
+// its message names the first.
+func InvalidProblems(ps []Problem) *Error {
+	msg := "the request is not valid"
+	if len(ps) > 0 {
+		msg = ps[0].Field + ": " + ps[0].Message
+		if len(ps) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(ps)-1)
+		}
+	}
+	e := New(KindInvalid, "invalid_request", msg)
+	e.Problems = ps
 	return e
 }
 

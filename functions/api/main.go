@@ -1,0 +1,76 @@
+// Command api is the HTTP API function: API Gateway HTTP API (payload v2)
+// → aws-lambda-go-api-proxy → the plain http.Handler in shared/httpapi.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	_ "time/tzdata" // provided.al2023 ships no zoneinfo; sites name IANA zones
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	posseconfig "github.com/posse-dev/posse/shared/config"
+	"github.com/posse-dev/posse/shared/health"
+	"github.com/posse-dev/posse/shared/httpapi"
+	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/site"
+)
+
+func main() {
+	h, log, err := build(context.Background())
+	if err != nil {
+		// Before lambda.Start: failing the cold start with a precise message is
+		// what we want (Lambda reports it as an init error).
+		slog.Error("cold start failed", "err", err)
+		os.Exit(1)
+	}
+	log.Info("cold start done", "version", posseconfig.Version)
+	lambda.Start(httpadapter.NewV2(withRequestID(h)).ProxyWithContext)
+}
+
+// build wires config → clients → services → handler.
+func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
+	cfg, err := posseconfig.Load(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Require("POSSE_DISPATCH_QUEUE_URL"); err != nil {
+		return nil, nil, err
+	}
+	log := logging.New(os.Stdout, cfg.LogLevel, "api")
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	queues := sqs.NewFromConfig(awsCfg)
+	api := httpapi.New(httpapi.Deps{
+		Sites:          site.NewStore(db, cfg.Table, nil, nil),
+		Health:         health.New(db, queues, cfg.Table, map[string]string{"dispatchQueue": cfg.DispatchQueueURL}),
+		AdminKeySHA256: cfg.AdminKeySHA256,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Version:        posseconfig.Version,
+		Logger:         log,
+		HealthCacheTTL: cfg.HealthCacheTTL,
+	})
+	return api, log, nil
+}
+
+// withRequestID carries API Gateway's request id into the request context,
+// so every log line and problem answer shows the id API Gateway logged.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gw, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok && gw.RequestID != "" {
+			r = r.WithContext(logging.WithRequestID(r.Context(), gw.RequestID))
+		}
+		next.ServeHTTP(w, r)
+	})
+}

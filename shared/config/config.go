@@ -1,0 +1,160 @@
+// Package config is the one place POSSE reads its environment. Each
+// function's main calls Load once at cold start; a missing or malformed
+// variable stops the cold start with a message naming it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is the build's version, set with -ldflags -X at build time.
+var Version = "dev"
+
+// Config is every setting a POSSE function reads. Fields a function does
+// not use may be empty; mains call the Require* methods for what they need.
+type Config struct {
+	Env      string     // POSSE_ENV: local, dev or prod
+	LogLevel slog.Level // POSSE_LOG_LEVEL: debug, info, warn, error (default info)
+
+	Table            string // POSSE_TABLE: the DynamoDB table
+	DispatchQueueURL string // POSSE_DISPATCH_QUEUE_URL
+	DispatchQueueARN string // POSSE_DISPATCH_QUEUE_ARN (schedule targets)
+	DispatchDLQURL   string // POSSE_DISPATCH_DLQ_URL
+	WebhookQueueURL  string // POSSE_WEBHOOK_QUEUE_URL
+	KMSKeyID         string // POSSE_KMS_KEY_ID: key id, ARN or alias
+	ScheduleGroup    string // POSSE_SCHEDULE_GROUP
+	SchedulerRoleARN string // POSSE_SCHEDULER_ROLE_ARN
+	SchedulerDLQARN  string // POSSE_SCHEDULER_DLQ_ARN
+
+	// AdminKeySHA256 is the lowercase hex SHA-256 of the admin key
+	// (POSSE_ADMIN_KEY_SHA256). Only the api function has it.
+	AdminKeySHA256 string
+
+	// PlatformBaseURL, when set (POSSE_PLATFORM_BASE_URL), points every
+	// platform adapter at one simulator: <base>/x, <base>/linkedin, ...
+	PlatformBaseURL string
+
+	// MaxBodyBytes caps request bodies (POSSE_MAX_BODY_BYTES, default 1 MiB).
+	MaxBodyBytes int64
+	// HealthCacheTTL is how long /v1/health reuses its last check
+	// (POSSE_HEALTH_CACHE_TTL, default 10s), so the public endpoint cannot
+	// be used to hammer the table.
+	HealthCacheTTL time.Duration
+}
+
+var (
+	envNames = map[string]bool{"local": true, "dev": true, "prod": true}
+	hexHash  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Load reads the configuration with getenv (os.Getenv in mains, a map in
+// tests) and validates every value that is set, plus the variables every
+// function needs (POSSE_ENV, POSSE_TABLE).
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Env:              strings.TrimSpace(getenv("POSSE_ENV")),
+		Table:            getenv("POSSE_TABLE"),
+		DispatchQueueURL: getenv("POSSE_DISPATCH_QUEUE_URL"),
+		DispatchQueueARN: getenv("POSSE_DISPATCH_QUEUE_ARN"),
+		DispatchDLQURL:   getenv("POSSE_DISPATCH_DLQ_URL"),
+		WebhookQueueURL:  getenv("POSSE_WEBHOOK_QUEUE_URL"),
+		KMSKeyID:         getenv("POSSE_KMS_KEY_ID"),
+		ScheduleGroup:    getenv("POSSE_SCHEDULE_GROUP"),
+		SchedulerRoleARN: getenv("POSSE_SCHEDULER_ROLE_ARN"),
+		SchedulerDLQARN:  getenv("POSSE_SCHEDULER_DLQ_ARN"),
+		AdminKeySHA256:   strings.ToLower(strings.TrimSpace(getenv("POSSE_ADMIN_KEY_SHA256"))),
+		PlatformBaseURL:  strings.TrimRight(getenv("POSSE_PLATFORM_BASE_URL"), "/"),
+		MaxBodyBytes:     1 << 20,
+		HealthCacheTTL:   10 * time.Second,
+	}
+	var errs []error
+	if c.Env == "" {
+		errs = append(errs, errors.New("config: POSSE_ENV is required (local, dev or prod)"))
+	} else if !envNames[c.Env] {
+		errs = append(errs, fmt.Errorf("config: POSSE_ENV must be local, dev or prod, got %q", c.Env))
+	}
+	if c.Table == "" {
+		errs = append(errs, errors.New("config: POSSE_TABLE is required"))
+	}
+	switch lv := strings.ToLower(getenv("POSSE_LOG_LEVEL")); lv {
+	case "", "info":
+		c.LogLevel = slog.LevelInfo
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		errs = append(errs, fmt.Errorf("config: POSSE_LOG_LEVEL must be debug, info, warn or error, got %q", lv))
+	}
+	for name, v := range map[string]string{
+		"POSSE_DISPATCH_QUEUE_URL": c.DispatchQueueURL,
+		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
+		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
+		"POSSE_PLATFORM_BASE_URL":  c.PlatformBaseURL,
+	} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("config: %s must be an http(s) URL, got %q", name, v))
+		}
+	}
+	if c.AdminKeySHA256 != "" && !hexHash.MatchString(c.AdminKeySHA256) {
+		errs = append(errs, errors.New("config: POSSE_ADMIN_KEY_SHA256 must be 64 lowercase hex characters (the SHA-256 of the admin key)"))
+	}
+	if v := getenv("POSSE_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			errs = append(errs, fmt.Errorf("config: POSSE_MAX_BODY_BYTES must be a whole number of bytes >= 1024, got %q", v))
+		} else {
+			c.MaxBodyBytes = n
+		}
+	}
+	if v := getenv("POSSE_HEALTH_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("config: POSSE_HEALTH_CACHE_TTL must be a duration like 10s, got %q", v))
+		} else {
+			c.HealthCacheTTL = d
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Require returns an error naming each of the given variables that is empty.
+// A main calls it for the settings its function cannot run without.
+func (c Config) Require(names ...string) error {
+	values := map[string]string{
+		"POSSE_DISPATCH_QUEUE_URL": c.DispatchQueueURL,
+		"POSSE_DISPATCH_QUEUE_ARN": c.DispatchQueueARN,
+		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
+		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
+		"POSSE_KMS_KEY_ID":         c.KMSKeyID,
+		"POSSE_SCHEDULE_GROUP":     c.ScheduleGroup,
+		"POSSE_SCHEDULER_ROLE_ARN": c.SchedulerRoleARN,
+		"POSSE_SCHEDULER_DLQ_ARN":  c.SchedulerDLQARN,
+		"POSSE_ADMIN_KEY_SHA256":   c.AdminKeySHA256,
+	}
+	var errs []error
+	for _, n := range names {
+		v, known := values[n]
+		if !known {
+			errs = append(errs, fmt.Errorf("config: %s is not a setting Require knows", n))
+		} else if v == "" {
+			errs = append(errs, fmt.Errorf("config: %s is required", n))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -73,7 +73,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			p.Detail = "an internal error occurred; it was logged with this request id"
 		}
 	} else {
-		log.InfoContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", status, "code", p.Code)
+		log.InfoContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", status, "problem_code", p.Code)
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="posse"`)

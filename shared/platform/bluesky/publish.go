@@ -1,0 +1,378 @@
+package bluesky
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/text"
+)
+
+// Publish implements platform.Publisher.
+func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
+	if !strings.HasPrefix(acct.ID, "did:") {
+		return platform.Result{}, platformErr(apperr.New(apperr.KindPermanent, "bluesky.no_did", "the account id is not a DID"), 0, nil)
+	}
+	base := a.base(acct)
+	rkey := RecordKey(p.DeliveryID)
+	if p.DeliveryID == "" {
+		// No delivery to derive a key from: a fresh TID, without the
+		// protection against double posts.
+		rkey = freshTID(a.clock.Now())
+	}
+
+	embed, err := a.embed(ctx, base, acct, p)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	record := map[string]any{
+		"$type":     Collection,
+		"text":      p.Text,
+		"createdAt": a.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+	}
+	if facets := a.facets(ctx, base, p.Text); len(facets) > 0 {
+		record["facets"] = facets
+	}
+	if embed != nil {
+		record["embed"] = embed
+	}
+	if v := p.Options["langs"]; v != "" {
+		record["langs"] = strings.Split(v, ",")
+	}
+	body, err := json.Marshal(map[string]any{"repo": acct.ID, "collection": Collection, "rkey": rkey, "record": record})
+	if err != nil {
+		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "bluesky.encode", "could not encode the post"), 0, nil)
+	}
+	if err := j.Record(ctx, JournalRKey, rkey); err != nil {
+		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindTransient, "bluesky.journal", "could not record the publish checkpoint"), 0, nil)
+	}
+	const what = "create record"
+	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/xrpc/com.atproto.repo.createRecord",
+		token: acct.AccessToken, body: body, contentType: "application/json", final: true, what: what})
+	if err != nil {
+		return platform.Result{}, err
+	}
+	if resp.status != http.StatusOK {
+		return platform.Result{}, a.apiError(resp, what, true)
+	}
+	var out struct {
+		URI string `json:"uri"`
+		CID string `json:"cid"`
+	}
+	if err := json.Unmarshal(resp.body, &out); err != nil || out.URI == "" {
+		if err == nil {
+			err = errors.New("no uri")
+		}
+		return platform.Result{}, shapeErr(resp, true, what, err)
+	}
+	return platform.Result{ID: out.URI, URL: a.postURL(acct, rkey)}, nil
+}
+
+// Reconcile implements platform.Publisher: the record key is derived from
+// the delivery id, so com.atproto.repo.getRecord tells whether the post
+// exists.
+func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platform.Post) (platform.Result, bool, error) {
+	rkey := p.Journal[JournalRKey]
+	if rkey == "" && p.DeliveryID != "" {
+		rkey = RecordKey(p.DeliveryID)
+	}
+	if rkey == "" {
+		return platform.Result{}, false, nil // nothing was ever sent under a known key
+	}
+	q := url.Values{"repo": {acct.ID}, "collection": {Collection}, "rkey": {rkey}}
+	const what = "get record"
+	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.base(acct) + "/xrpc/com.atproto.repo.getRecord?" + q.Encode(), what: what})
+	if err != nil {
+		return platform.Result{}, false, err
+	}
+	if resp.status == http.StatusBadRequest || resp.status == http.StatusNotFound {
+		if name, _ := xrpcError(resp.body); name == "RecordNotFound" {
+			return platform.Result{}, false, nil
+		}
+	}
+	if resp.status != http.StatusOK {
+		return platform.Result{}, false, a.apiError(resp, what, false)
+	}
+	var out struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal(resp.body, &out); err != nil || out.URI == "" {
+		if err == nil {
+			err = errors.New("no uri")
+		}
+		e := shapeErr(resp, false, what, err)
+		e.Kind = apperr.KindAmbiguous
+		return platform.Result{}, false, e
+	}
+	return platform.Result{ID: out.URI, URL: a.postURL(acct, rkey)}, true, nil
+}
+
+// embed uploads the media and returns the record's embed, or a link card
+// for p.Link when there is no media, or nil.
+func (a *Adapter) embed(ctx context.Context, base string, acct platform.Account, p platform.Post) (map[string]any, error) {
+	if len(p.Media) == 0 {
+		if p.Link == "" {
+			return nil, nil
+		}
+		title := p.Title
+		if title == "" {
+			title = p.Link
+		}
+		return map[string]any{"$type": "app.bsky.embed.external",
+			"external": map[string]any{"uri": p.Link, "title": title, "description": ""}}, nil
+	}
+	if p.Media[0].Kind == platform.Video {
+		m := p.Media[0]
+		blob, err := a.uploadVideo(ctx, base, acct, m, RecordKey(p.DeliveryID+"/video"))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"$type": "app.bsky.embed.video", "video": blob, "alt": m.AltText}, nil
+	}
+	images := make([]map[string]any, 0, len(p.Media))
+	for i, m := range p.Media {
+		data, ct, err := a.fetch(ctx, i, m, a.cfg.MaxImageBytes)
+		if err != nil {
+			return nil, err
+		}
+		what := fmt.Sprintf("upload media[%d]", i)
+		resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/xrpc/com.atproto.repo.uploadBlob",
+			token: acct.AccessToken, body: data, contentType: ct, what: what})
+		if err != nil {
+			return nil, err
+		}
+		if resp.status != http.StatusOK {
+			return nil, a.apiError(resp, what, false)
+		}
+		var out struct {
+			Blob json.RawMessage `json:"blob"`
+		}
+		if err := json.Unmarshal(resp.body, &out); err != nil || len(out.Blob) == 0 || out.Blob[0] != '{' {
+			if err == nil {
+				err = errors.New("no blob")
+			}
+			return nil, shapeErr(resp, false, what, err)
+		}
+		images = append(images, map[string]any{"image": out.Blob, "alt": m.AltText})
+	}
+	return map[string]any{"$type": "app.bsky.embed.images", "images": images}, nil
+}
+
+// fetch downloads media item i, labelling errors with its position.
+func (a *Adapter) fetch(ctx context.Context, i int, m platform.Media, max int64) ([]byte, string, error) {
+	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	if err != nil {
+		if e, ok := apperr.As(err); ok {
+			e.Platform = "bluesky"
+			e.Message = fmt.Sprintf("media[%d]: %s", i, e.Message)
+		}
+		return nil, "", err
+	}
+	return data, ct, nil
+}
+
+// uploadVideo runs the video service flow and returns the processed blob.
+func (a *Adapter) uploadVideo(ctx context.Context, base string, acct platform.Account, m platform.Media, name string) (json.RawMessage, error) {
+	data, ct, err := a.fetch(ctx, 0, m, a.cfg.MaxVideoBytes)
+	if err != nil {
+		return nil, err
+	}
+	aud := "did:web:"
+	if u, err := url.Parse(base); err == nil {
+		aud += strings.ReplaceAll(u.Host, ":", "%3A")
+	}
+	q := url.Values{"aud": {aud}, "lxm": {"com.atproto.repo.uploadBlob"},
+		"exp": {strconv.FormatInt(a.clock.Now().Add(30*time.Minute).Unix(), 10)}}
+	what := "get service auth"
+	resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/xrpc/com.atproto.server.getServiceAuth?" + q.Encode(),
+		token: acct.AccessToken, what: what})
+	if err != nil {
+		return nil, err
+	}
+	if resp.status != http.StatusOK {
+		return nil, a.apiError(resp, what, false)
+	}
+	var svc struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(resp.body, &svc); err != nil || svc.Token == "" {
+		if err == nil {
+			err = errors.New("no token")
+		}
+		return nil, shapeErr(resp, false, what, err)
+	}
+
+	what = "upload video"
+	q = url.Values{"did": {acct.ID}, "name": {name + ".mp4"}}
+	resp, err = a.do(ctx, request{method: http.MethodPost, url: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.uploadVideo?" + q.Encode(),
+		token: svc.Token, body: data, contentType: ct, what: what})
+	if err != nil {
+		return nil, err
+	}
+	job, jerr := decodeJob(resp.body)
+	// The service answers 409 with the existing job for a video it has seen.
+	if resp.status != http.StatusOK && !(resp.status == http.StatusConflict && jerr == nil && job.JobID != "") {
+		return nil, a.apiError(resp, what, false)
+	}
+	if jerr != nil || job.JobID == "" {
+		if jerr == nil {
+			jerr = errors.New("no jobId")
+		}
+		return nil, shapeErr(resp, false, what, jerr)
+	}
+	deadline := a.clock.Now().Add(a.cfg.VideoPollTimeout)
+	for {
+		switch job.State {
+		case "JOB_STATE_COMPLETED":
+			if len(job.Blob) == 0 {
+				return nil, shapeErr(resp, false, what, errors.New("completed job without blob"))
+			}
+			return job.Blob, nil
+		case "JOB_STATE_FAILED":
+			return nil, platformErr(apperr.Newf(apperr.KindPermanent, "bluesky.video_failed",
+				"the video service could not process the video: %s", clip(job.Error+" "+job.Message)), resp.status, resp.body)
+		}
+		if !a.clock.Now().Before(deadline) {
+			return nil, platformErr(apperr.Newf(apperr.KindTransient, "bluesky.video_timeout",
+				"the video is still processing after %s", a.cfg.VideoPollTimeout), resp.status, resp.body)
+		}
+		if err := a.clock.Sleep(ctx, a.cfg.VideoPollInterval); err != nil {
+			return nil, platformErr(apperr.Wrap(err, apperr.KindTransient, "bluesky.cancelled", "cancelled while the video was processing"), 0, nil)
+		}
+		what = "video job status"
+		resp, err = a.do(ctx, request{method: http.MethodGet,
+			url: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.getJobStatus?" + url.Values{"jobId": {job.JobID}}.Encode(), what: what})
+		if err != nil {
+			return nil, err
+		}
+		if resp.status != http.StatusOK {
+			return nil, a.apiError(resp, what, false)
+		}
+		if job, jerr = decodeJob(resp.body); jerr != nil {
+			return nil, shapeErr(resp, false, what, jerr)
+		}
+	}
+}
+
+type jobStatus struct {
+	JobID   string          `json:"jobId"`
+	State   string          `json:"state"`
+	Blob    json.RawMessage `json:"blob"`
+	Error   string          `json:"error"`
+	Message string          `json:"message"`
+}
+
+// decodeJob reads {"jobStatus": {...}}, or a bare job status.
+func decodeJob(body []byte) (jobStatus, error) {
+	var w struct {
+		JobStatus *jobStatus `json:"jobStatus"`
+		jobStatus
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return jobStatus{}, err
+	}
+	if w.JobStatus != nil {
+		return *w.JobStatus, nil
+	}
+	return w.jobStatus, nil
+}
+
+var (
+	linkRE    = regexp.MustCompile(`https?://[^\s<>"]+`)
+	mentionRE = regexp.MustCompile(`(?:^|[\s(])(@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)`)
+	tagRE     = regexp.MustCompile(`(?:^|\s)([#＃][^\s#＃]+)`)
+	digitsRE  = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// facet is one app.bsky.richtext.facet.
+type facet struct {
+	Index    facetIndex       `json:"index"`
+	Features []map[string]any `json:"features"`
+}
+
+type facetIndex struct {
+	ByteStart int `json:"byteStart"`
+	ByteEnd   int `json:"byteEnd"`
+}
+
+// trimTrailing drops punctuation that ends a sentence rather than a URL or tag.
+func trimTrailing(s string) string {
+	s = strings.TrimRight(s, ".,;:!?\"'")
+	if strings.HasSuffix(s, ")") && !strings.Contains(s, "(") {
+		s = strings.TrimSuffix(s, ")")
+	}
+	return s
+}
+
+// facets finds links, mentions and hashtags in txt. Offsets are UTF-8 byte
+// offsets (Go's regexp indexes are byte offsets). A mention whose handle
+// does not resolve stays plain text.
+func (a *Adapter) facets(ctx context.Context, base, txt string) []facet {
+	var out []facet
+	taken := func(st, en int) bool {
+		for _, f := range out {
+			if st < f.Index.ByteEnd && f.Index.ByteStart < en {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range linkRE.FindAllStringIndex(txt, -1) {
+		u := trimTrailing(txt[m[0]:m[1]])
+		out = append(out, facet{Index: facetIndex{m[0], m[0] + len(u)},
+			Features: []map[string]any{{"$type": "app.bsky.richtext.facet#link", "uri": u}}})
+	}
+	for _, m := range mentionRE.FindAllStringSubmatchIndex(txt, -1) {
+		st, en := m[2], m[3]
+		if taken(st, en) {
+			continue
+		}
+		did := a.resolveHandle(ctx, base, txt[st+1:en])
+		if did == "" {
+			continue
+		}
+		out = append(out, facet{Index: facetIndex{st, en},
+			Features: []map[string]any{{"$type": "app.bsky.richtext.facet#mention", "did": did}}})
+	}
+	for _, m := range tagRE.FindAllStringSubmatchIndex(txt, -1) {
+		st := m[2]
+		tagText := trimTrailing(txt[st:m[3]])
+		en := st + len(tagText)
+		_, size := utf8.DecodeRuneInString(tagText)
+		tag := tagText[size:]
+		if tag == "" || digitsRE.MatchString(tag) || text.Count(platform.CountGraphemes, tag) > 64 || taken(st, en) {
+			continue
+		}
+		out = append(out, facet{Index: facetIndex{st, en},
+			Features: []map[string]any{{"$type": "app.bsky.richtext.facet#tag", "tag": tag}}})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index.ByteStart < out[j].Index.ByteStart })
+	return out
+}
+
+// resolveHandle returns the DID of handle, or "" when it does not resolve.
+func (a *Adapter) resolveHandle(ctx context.Context, base, handle string) string {
+	resp, err := a.do(ctx, request{method: http.MethodGet,
+		url: base + "/xrpc/com.atproto.identity.resolveHandle?" + url.Values{"handle": {handle}}.Encode(), what: "resolve handle"})
+	if err != nil || resp.status != http.StatusOK {
+		return ""
+	}
+	var out struct {
+		DID string `json:"did"`
+	}
+	if json.Unmarshal(resp.body, &out) != nil || !strings.HasPrefix(out.DID, "did:") {
+		return ""
+	}
+	return out.DID
+}

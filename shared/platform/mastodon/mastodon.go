@@ -1,0 +1,432 @@
+// Package mastodon publishes posts to a Mastodon instance: media through
+// POST /api/v2/media (polling GET /api/v1/media/:id while the instance
+// processes it), then POST /api/v1/statuses with an Idempotency-Key derived
+// from the delivery id, so a retry or a reconcile within the instance's
+// one-hour window returns the original status instead of posting twice.
+//
+// Every instance has its own base URL (Account.BaseURL) and its own limits;
+// InstanceLimits reads them from /api/v2/instance.
+package mastodon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/text"
+)
+
+// Journal keys this adapter records before the final write.
+const (
+	// JournalFirstSentAt is when the first status POST of a delivery was
+	// sent (RFC 3339); Reconcile only re-sends inside the idempotency window.
+	JournalFirstSentAt = "mastodon.first_sent_at"
+	// JournalMediaIDs are the media ids (comma-separated) the status used.
+	JournalMediaIDs = "mastodon.media_ids"
+)
+
+// Config configures the adapter. Zero values take the defaults from the
+// platform notes; the limits are instance defaults (each instance may
+// differ — see InstanceLimits).
+type Config struct {
+	// BaseURL is the instance used when Account.BaseURL is empty; usually
+	// empty, since every account names its own instance.
+	BaseURL string
+	// MaxCharacters is the status limit used by Validate (default 500).
+	MaxCharacters int
+	// MaxMediaAttachments is the attachment limit (default 4).
+	MaxMediaAttachments int
+	// MaxImageBytes is the image size limit (default 16 MiB).
+	MaxImageBytes int64
+	// MaxVideoBytes is the video size limit (default 99 MiB).
+	MaxVideoBytes int64
+	// MediaPollInterval is the wait between media status polls (default 1 s).
+	MediaPollInterval time.Duration
+	// MediaPollTimeout bounds how long media may process (default 2 min).
+	MediaPollTimeout time.Duration
+	// IdempotencyWindow is how long the instance replays an
+	// Idempotency-Key (default 1 h). Reconcile re-sends only while at least
+	// IdempotencyMargin of it is left.
+	IdempotencyWindow time.Duration
+	// IdempotencyMargin is the safety margin inside the window (default 5 min).
+	IdempotencyMargin time.Duration
+	// DefaultRetryAfter is the wait after a 429 without a usable
+	// X-RateLimit-Reset (default 5 min, the length of the request window).
+	DefaultRetryAfter time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxCharacters <= 0 {
+		c.MaxCharacters = 500
+	}
+	if c.MaxMediaAttachments <= 0 {
+		c.MaxMediaAttachments = 4
+	}
+	if c.MaxImageBytes <= 0 {
+		c.MaxImageBytes = 16 << 20
+	}
+	if c.MaxVideoBytes <= 0 {
+		c.MaxVideoBytes = 99 << 20
+	}
+	if c.MediaPollInterval <= 0 {
+		c.MediaPollInterval = time.Second
+	}
+	if c.MediaPollTimeout <= 0 {
+		c.MediaPollTimeout = 2 * time.Minute
+	}
+	if c.IdempotencyWindow <= 0 {
+		c.IdempotencyWindow = time.Hour
+	}
+	if c.IdempotencyMargin <= 0 {
+		c.IdempotencyMargin = 5 * time.Minute
+	}
+	if c.DefaultRetryAfter <= 0 {
+		c.DefaultRetryAfter = 5 * time.Minute
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return c
+}
+
+// Adapter is the Mastodon publisher. It is safe for concurrent use.
+type Adapter struct {
+	cfg   Config
+	hc    *http.Client
+	clock platform.Clock
+}
+
+// New returns an adapter. A nil hc gets a client with sane timeouts; a nil
+// clock is the wall clock.
+func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	if clock == nil {
+		clock = platform.RealClock{}
+	}
+	return &Adapter{cfg: cfg.withDefaults(), hc: hc, clock: clock}
+}
+
+var (
+	_ platform.Publisher  = (*Adapter)(nil)
+	_ platform.Identifier = (*Adapter)(nil)
+)
+
+// Visibilities are the values of options.visibility.
+var Visibilities = []string{"public", "unlisted", "private", "direct"}
+
+var (
+	imageTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/avif"}
+	videoTypes = []string{"video/mp4", "video/quicktime", "video/webm"}
+)
+
+// Name implements platform.Publisher.
+func (a *Adapter) Name() platform.Name { return platform.Mastodon }
+
+// Capabilities implements platform.Publisher with the instance defaults.
+func (a *Adapter) Capabilities() platform.Capabilities {
+	return platform.Capabilities{
+		TextLimit:      a.cfg.MaxCharacters,
+		CountRule:      platform.CountMastodon,
+		MaxImages:      a.cfg.MaxMediaAttachments,
+		MaxVideos:      1,
+		MixedMedia:     false,
+		ImageTypes:     imageTypes,
+		VideoTypes:     videoTypes,
+		MaxImageBytes:  a.cfg.MaxImageBytes,
+		MaxVideoBytes:  a.cfg.MaxVideoBytes,
+		LinkCard:       true, // for the first URL in the text
+		LinksClickable: true,
+	}
+}
+
+// Validate implements platform.Publisher. The spoiler text
+// (options.spoiler_text) counts towards the limit, as on the instance.
+func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
+	var probs []apperr.Problem
+	lim := text.Limit{Rule: platform.CountMastodon, Max: a.cfg.MaxCharacters}
+	spoiler := p.Options["spoiler_text"]
+	if strings.TrimSpace(p.Text) == "" && len(p.Media) == 0 {
+		probs = append(probs, apperr.Problem{Field: "text", Message: "text or media is required"})
+	}
+	if n := lim.Count(spoiler + p.Text); n > lim.Max {
+		probs = append(probs, apperr.Problem{Field: "text", Message: fmt.Sprintf("%d characters (with the spoiler text), over the limit of %d", n, lim.Max)})
+	}
+	if v, ok := p.Options["visibility"]; ok && !slices.Contains(Visibilities, v) {
+		probs = append(probs, apperr.Problem{Field: "options.visibility", Message: "must be one of " + strings.Join(Visibilities, ", ")})
+	}
+	if v, ok := p.Options["sensitive"]; ok && v != "true" && v != "false" {
+		probs = append(probs, apperr.Problem{Field: "options.sensitive", Message: `must be "true" or "false"`})
+	}
+	if len(p.Media) > a.cfg.MaxMediaAttachments {
+		probs = append(probs, apperr.Problem{Field: "media", Message: fmt.Sprintf("%d items, over the limit of %d", len(p.Media), a.cfg.MaxMediaAttachments)})
+	}
+	videos := 0
+	for i, m := range p.Media {
+		f := fmt.Sprintf("media[%d]", i)
+		switch m.Kind {
+		case platform.Image:
+			if m.MIMEType != "" && !slices.Contains(imageTypes, m.MIMEType) {
+				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported image type " + m.MIMEType})
+			}
+			if m.Size > a.cfg.MaxImageBytes {
+				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the image limit of %d bytes", a.cfg.MaxImageBytes)})
+			}
+		case platform.Video:
+			videos++
+			if m.MIMEType != "" && !slices.Contains(videoTypes, m.MIMEType) {
+				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported video type " + m.MIMEType})
+			}
+			if m.Size > a.cfg.MaxVideoBytes {
+				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the video limit of %d bytes", a.cfg.MaxVideoBytes)})
+			}
+		default:
+			probs = append(probs, apperr.Problem{Field: f + ".kind", Message: `must be "image" or "video"`})
+		}
+		if m.URL == "" {
+			probs = append(probs, apperr.Problem{Field: f + ".url", Message: "is required"})
+		}
+	}
+	if videos > 0 && len(p.Media) > 1 {
+		probs = append(probs, apperr.Problem{Field: "media", Message: "a video cannot be combined with other media (at most 1 video)"})
+	}
+	return probs
+}
+
+// base is the instance URL for acct.
+func (a *Adapter) base(acct platform.Account) (string, error) {
+	b := strings.TrimRight(acct.BaseURL, "/")
+	if b == "" {
+		b = a.cfg.BaseURL
+	}
+	if b == "" {
+		return "", platformErr(apperr.New(apperr.KindPermanent, "mastodon.no_instance", "the account names no Mastodon instance"), 0, nil)
+	}
+	return b, nil
+}
+
+// status is the part of a Status entity the adapter reads.
+type status struct {
+	ID  string `json:"id"`
+	URI string `json:"uri"`
+	URL string `json:"url"`
+}
+
+func (s status) result() platform.Result {
+	u := s.URL
+	if u == "" {
+		u = s.URI
+	}
+	return platform.Result{ID: s.ID, URL: u}
+}
+
+// Publish implements platform.Publisher.
+func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
+	base, err := a.base(acct)
+	if err != nil {
+		return platform.Result{}, err
+	}
+	ids := make([]string, 0, len(p.Media))
+	for i, m := range p.Media {
+		id, err := a.uploadMedia(ctx, base, acct.AccessToken, i, m)
+		if err != nil {
+			return platform.Result{}, err
+		}
+		ids = append(ids, id)
+	}
+	if p.Journal[JournalFirstSentAt] == "" {
+		if err := j.Record(ctx, JournalFirstSentAt, a.clock.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return platform.Result{}, journalErr(err)
+		}
+	}
+	if err := j.Record(ctx, JournalMediaIDs, strings.Join(ids, ",")); err != nil {
+		return platform.Result{}, journalErr(err)
+	}
+	return a.postStatus(ctx, base, acct.AccessToken, p, ids)
+}
+
+func journalErr(err error) error {
+	return platformErr(apperr.Wrap(err, apperr.KindTransient, "mastodon.journal", "could not record the publish checkpoint"), 0, nil)
+}
+
+// postStatus sends the final write with the delivery's Idempotency-Key.
+func (a *Adapter) postStatus(ctx context.Context, base, token string, p platform.Post, mediaIDs []string) (platform.Result, error) {
+	body := map[string]any{"status": p.Text, "media_ids": mediaIDs}
+	if v := p.Options["visibility"]; v != "" {
+		body["visibility"] = v
+	}
+	if v := p.Options["spoiler_text"]; v != "" {
+		body["spoiler_text"] = v
+	}
+	if v := p.Options["sensitive"]; v != "" {
+		body["sensitive"] = v == "true"
+	}
+	if v := p.Options["language"]; v != "" {
+		body["language"] = v
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the status"), 0, nil)
+	}
+	hdr := map[string]string{}
+	if p.DeliveryID != "" {
+		hdr["Idempotency-Key"] = p.DeliveryID
+	}
+	const what = "post status"
+	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/api/v1/statuses", token: token,
+		body: b, contentType: "application/json", header: hdr, final: true, what: what})
+	if err != nil {
+		return platform.Result{}, err
+	}
+	if resp.status != http.StatusOK {
+		return platform.Result{}, a.apiError(resp, what)
+	}
+	var st status
+	if err := json.Unmarshal(resp.body, &st); err != nil || st.ID == "" {
+		if err == nil {
+			err = fmt.Errorf("no id")
+		}
+		return platform.Result{}, shapeErr(resp, true, what, err)
+	}
+	return st.result(), nil
+}
+
+// mediaAttachment is the part of a MediaAttachment the adapter reads.
+type mediaAttachment struct {
+	ID  string  `json:"id"`
+	URL *string `json:"url"`
+}
+
+// uploadMedia downloads m, uploads it and waits until it is processed.
+func (a *Adapter) uploadMedia(ctx context.Context, base, token string, i int, m platform.Media) (string, error) {
+	max := a.cfg.MaxImageBytes
+	if m.Kind == platform.Video {
+		max = a.cfg.MaxVideoBytes
+	}
+	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	if err != nil {
+		if e, ok := apperr.As(err); ok {
+			e.Platform = "mastodon"
+			e.Message = fmt.Sprintf("media[%d]: %s", i, e.Message)
+		}
+		return "", err
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, fileName(m.URL, i)))
+	h.Set("Content-Type", ct)
+	fw, err := mw.CreatePart(h)
+	if err == nil {
+		_, err = fw.Write(data)
+	}
+	if err == nil && m.AltText != "" {
+		err = mw.WriteField("description", m.AltText)
+	}
+	if err == nil {
+		err = mw.Close()
+	}
+	if err != nil {
+		return "", platformErr(apperr.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the media upload"), 0, nil)
+	}
+	what := fmt.Sprintf("upload media[%d]", i)
+	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/api/v2/media", token: token,
+		body: buf.Bytes(), contentType: mw.FormDataContentType(), what: what})
+	if err != nil {
+		return "", err
+	}
+	if resp.status != http.StatusOK && resp.status != http.StatusAccepted {
+		return "", a.apiError(resp, what)
+	}
+	var ma mediaAttachment
+	if err := json.Unmarshal(resp.body, &ma); err != nil || ma.ID == "" {
+		if err == nil {
+			err = fmt.Errorf("no id")
+		}
+		return "", shapeErr(resp, false, what, err)
+	}
+	if resp.status == http.StatusOK && ma.URL != nil {
+		return ma.ID, nil
+	}
+	return ma.ID, a.waitMedia(ctx, base, token, ma.ID, what)
+}
+
+// waitMedia polls GET /api/v1/media/:id until it answers 200 (206 means
+// still processing).
+func (a *Adapter) waitMedia(ctx context.Context, base, token, id, what string) error {
+	deadline := a.clock.Now().Add(a.cfg.MediaPollTimeout)
+	for {
+		if err := a.clock.Sleep(ctx, a.cfg.MediaPollInterval); err != nil {
+			return platformErr(apperr.Wrap(err, apperr.KindTransient, "mastodon.cancelled", what+": cancelled while the media was processing"), 0, nil)
+		}
+		resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/api/v1/media/" + url.PathEscape(id), token: token, what: what + " status"})
+		if err != nil {
+			return err
+		}
+		switch resp.status {
+		case http.StatusOK:
+			return nil
+		case http.StatusPartialContent:
+		default:
+			return a.apiError(resp, what)
+		}
+		if !a.clock.Now().Before(deadline) {
+			return platformErr(apperr.Newf(apperr.KindTransient, "mastodon.media_processing_timeout",
+				"%s: still processing after %s", what, a.cfg.MediaPollTimeout), resp.status, resp.body)
+		}
+	}
+}
+
+// fileName is a file name for an upload, from the media URL.
+func fileName(u string, i int) string {
+	if pu, err := url.Parse(u); err == nil {
+		if b := path.Base(pu.Path); b != "" && b != "/" && b != "." {
+			return b
+		}
+	}
+	return fmt.Sprintf("media%d", i)
+}
+
+// Reconcile implements platform.Publisher. Mastodon keeps an
+// Idempotency-Key for an hour, so inside that window Reconcile re-sends the
+// status with the same key: the instance answers with the original status
+// if the earlier attempt created it, or creates it now — either way exactly
+// one status exists and found is true. With no recorded attempt it reports
+// found=false; past the window it cannot tell and returns ambiguous.
+func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platform.Post) (platform.Result, bool, error) {
+	first := p.Journal[JournalFirstSentAt]
+	if first == "" {
+		return platform.Result{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, first)
+	if err != nil {
+		return platform.Result{}, false, platformErr(apperr.Wrap(err, apperr.KindAmbiguous, "mastodon.journal_unreadable", "the recorded attempt time is unreadable"), 0, nil)
+	}
+	if a.clock.Now().Sub(t) >= a.cfg.IdempotencyWindow-a.cfg.IdempotencyMargin {
+		return platform.Result{}, false, platformErr(apperr.New(apperr.KindAmbiguous, "mastodon.idempotency_expired",
+			"the instance no longer remembers the idempotency key; check the account's statuses by hand"), 0, nil)
+	}
+	base, err := a.base(acct)
+	if err != nil {
+		return platform.Result{}, false, err
+	}
+	var ids []string
+	if v := p.Journal[JournalMediaIDs]; v != "" {
+		ids = strings.Split(v, ",")
+	}
+	res, err := a.postStatus(ctx, base, acct.AccessToken, p, ids)
+	if err != nil {
+		return platform.Result{}, false, err
+	}
+	return res, true, nil
+}

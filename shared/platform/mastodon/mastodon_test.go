@@ -1,0 +1,419 @@
+package mastodon_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/mastodon"
+)
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+// clock is a settable clock whose Sleep returns at once.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// journal is an in-memory platform.Journal.
+type journal struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (j *journal) Record(_ context.Context, k, v string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.m == nil {
+		j.m = map[string]string{}
+	}
+	j.m[k] = v
+	return nil
+}
+
+func (j *journal) snapshot() map[string]string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range j.m {
+		out[k] = v
+	}
+	return out
+}
+
+type env struct {
+	sim   *platformsim.Server
+	srv   *httptest.Server
+	ad    *mastodon.Adapter
+	acct  platform.Account
+	clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	c := &clock{now: t0}
+	sim := platformsim.New(platformsim.Options{Now: c.Now})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sim.SetPublicURL(srv.URL)
+	sim.AddAccount(platformsim.Account{Platform: "mastodon", ID: "109", Handle: "alice", AccessToken: "tok-alice"})
+	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, srv.Client(), c)
+	return &env{sim: sim, srv: srv, ad: ad, clock: c,
+		acct: platform.Account{ID: "109", Handle: "alice", AccessToken: "tok-alice", BaseURL: srv.URL + "/mastodon"}}
+}
+
+func (e *env) media(name string, kind platform.MediaKind) platform.Media {
+	return platform.Media{URL: e.srv.URL + "/_sim/media/" + name, Kind: kind, AltText: "alt " + name}
+}
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		text      string
+		media     []string
+		opts      map[string]string
+		wantMedia int
+	}{
+		{name: "text", text: "Hello from POSSE"},
+		{name: "text with link", text: "New post: https://example.com/posts/1"},
+		{name: "one image", text: "A picture", media: []string{"a.jpg"}, wantMedia: 1},
+		{name: "four images", text: "Pictures", media: []string{"a.jpg", "b.png", "c.jpg", "d.jpg"}, wantMedia: 4},
+		{name: "video", text: "A film", media: []string{"v.mp4"}, wantMedia: 1},
+		{name: "unlisted with spoiler", text: "Spoilers", opts: map[string]string{"visibility": "unlisted", "spoiler_text": "cw"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			p := platform.Post{DeliveryID: "dlv-" + tt.name, Text: tt.text, Options: tt.opts}
+			for _, m := range tt.media {
+				kind := platform.Image
+				if strings.HasSuffix(m, ".mp4") {
+					kind = platform.Video
+				}
+				p.Media = append(p.Media, e.media(m, kind))
+			}
+			if probs := e.ad.Validate(p); len(probs) != 0 {
+				t.Fatalf("Validate: got %v, want no problems", probs)
+			}
+			res, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			if err != nil {
+				t.Fatalf("Publish: got error %v, want nil", err)
+			}
+			posts := e.sim.Posts("mastodon")
+			if len(posts) != 1 {
+				t.Fatalf("recorded posts: got %d, want 1", len(posts))
+			}
+			got := posts[0]
+			if res.ID != got.ID || res.URL != got.URL || res.URL == "" {
+				t.Errorf("result: got %+v, want id %q url %q", res, got.ID, got.URL)
+			}
+			if got.Text != tt.text || got.AccountID != "109" || len(got.Media) != tt.wantMedia {
+				t.Errorf("recorded: got text %q account %q media %d, want %q 109 %d", got.Text, got.AccountID, len(got.Media), tt.text, tt.wantMedia)
+			}
+			if got.Extra["idempotency_key"] != p.DeliveryID {
+				t.Errorf("idempotency key: got %q, want %q", got.Extra["idempotency_key"], p.DeliveryID)
+			}
+			if v := tt.opts["visibility"]; v != "" && got.Extra["visibility"] != v {
+				t.Errorf("visibility: got %q, want %q", got.Extra["visibility"], v)
+			}
+		})
+	}
+}
+
+func TestPublishRetryIsIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := platform.Post{DeliveryID: "dlv-1", Text: "once"}
+	r1, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	if err != nil {
+		t.Fatalf("first Publish: %v", err)
+	}
+	r2, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	if err != nil {
+		t.Fatalf("second Publish: %v", err)
+	}
+	if r1 != r2 {
+		t.Errorf("results: got %+v and %+v, want the same status", r1, r2)
+	}
+	if n := len(e.sim.Posts("mastodon")); n != 1 {
+		t.Errorf("recorded posts: got %d, want 1", n)
+	}
+}
+
+// failTransport fails the test on any request: Validate must not use the network.
+type failTransport struct{ t *testing.T }
+
+func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	f.t.Error("Validate used the network")
+	return nil, errors.New("no network")
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	ad := mastodon.New(mastodon.Config{}, &http.Client{Transport: failTransport{t}}, nil)
+	img := platform.Media{URL: "http://127.0.0.1/a.jpg", Kind: platform.Image}
+	vid := platform.Media{URL: "http://127.0.0.1/v.mp4", Kind: platform.Video}
+	tests := []struct {
+		name string
+		post platform.Post
+		want []string // fields
+	}{
+		{name: "ok", post: platform.Post{Text: "hi"}},
+		{name: "empty", post: platform.Post{}, want: []string{"text"}},
+		{name: "over limit", post: platform.Post{Text: strings.Repeat("a", 501)}, want: []string{"text"}},
+		{name: "URL counts 23", post: platform.Post{Text: strings.Repeat("a", 470) + " https://example.com/" + strings.Repeat("x", 100)}},
+		{name: "spoiler counts", post: platform.Post{Text: strings.Repeat("a", 490), Options: map[string]string{"spoiler_text": strings.Repeat("b", 20)}}, want: []string{"text"}},
+		{name: "too many media", post: platform.Post{Text: "x", Media: []platform.Media{img, img, img, img, img}}, want: []string{"media"}},
+		{name: "video with images", post: platform.Post{Text: "x", Media: []platform.Media{vid, img}}, want: []string{"media"}},
+		{name: "bad kind", post: platform.Post{Text: "x", Media: []platform.Media{{URL: "http://127.0.0.1/a", Kind: "audio"}}}, want: []string{"media[0].kind"}},
+		{name: "unsupported type", post: platform.Post{Text: "x", Media: []platform.Media{{URL: "http://127.0.0.1/a.tiff", Kind: platform.Image, MIMEType: "image/tiff"}}}, want: []string{"media[0].mimeType"}},
+		{name: "too large", post: platform.Post{Text: "x", Media: []platform.Media{{URL: "http://127.0.0.1/a.jpg", Kind: platform.Image, Size: 17 << 20}}}, want: []string{"media[0].size"}},
+		{name: "bad visibility", post: platform.Post{Text: "x", Options: map[string]string{"visibility": "friends"}}, want: []string{"options.visibility"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			probs := ad.Validate(tt.post)
+			var got []string
+			for _, p := range probs {
+				got = append(got, p.Field)
+				if p.Message == "" {
+					t.Errorf("problem %q has no message", p.Field)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("fields: got %v, want %v (%v)", got, tt.want, probs)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		fault     platformsim.Fault
+		media     string
+		wantKind  apperr.Kind
+		wantRetry time.Duration
+		wantHTTP  int
+	}{
+		{name: "rate limit", fault: platformsim.Fault{Kind: platformsim.FaultRateLimit, ResetSeconds: 90}, wantKind: apperr.KindRateLimited, wantRetry: 90 * time.Second, wantHTTP: 429},
+		{name: "server error", fault: platformsim.Fault{Kind: platformsim.FaultServerError}, wantKind: apperr.KindTransient, wantHTTP: 503},
+		{name: "server error on upload", fault: platformsim.Fault{Kind: platformsim.FaultServerError, Status: 502}, media: "a.jpg", wantKind: apperr.KindTransient, wantHTTP: 502},
+		{name: "expired token", fault: platformsim.Fault{Kind: platformsim.FaultExpiredToken}, wantKind: apperr.KindReconnect, wantHTTP: 401},
+		{name: "media processing fails (image)", fault: platformsim.Fault{Kind: platformsim.FaultMediaFetch}, media: "a.jpg", wantKind: apperr.KindPermanent, wantHTTP: 422},
+		{name: "media processing fails (video)", fault: platformsim.Fault{Kind: platformsim.FaultMediaFetch}, media: "v.mp4", wantKind: apperr.KindPermanent, wantHTTP: 422},
+		{name: "media URL missing", media: "missing.jpg", wantKind: apperr.KindPermanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if tt.fault.Kind != "" {
+				tt.fault.Platform = "mastodon"
+				e.sim.AddFault(tt.fault)
+			}
+			p := platform.Post{DeliveryID: "d", Text: "hello"}
+			if tt.media != "" {
+				kind := platform.Image
+				if strings.HasSuffix(tt.media, ".mp4") {
+					kind = platform.Video
+				}
+				p.Media = []platform.Media{e.media(tt.media, kind)}
+			}
+			_, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			ae, ok := apperr.As(err)
+			if !ok {
+				t.Fatalf("error: got %v, want *apperr.Error", err)
+			}
+			if ae.Kind != tt.wantKind || ae.RetryAfter != tt.wantRetry || ae.HTTPStatus != tt.wantHTTP {
+				t.Errorf("got kind %s retry %s status %d, want %s %s %d (%v)", ae.Kind, ae.RetryAfter, ae.HTTPStatus, tt.wantKind, tt.wantRetry, tt.wantHTTP, err)
+			}
+			if ae.Platform != "mastodon" {
+				t.Errorf("platform: got %q, want mastodon", ae.Platform)
+			}
+			if n := len(e.sim.Posts("mastodon")); n != 0 {
+				t.Errorf("recorded posts: got %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestTimeoutAfterCreateThenReconcile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// net/http replays a request that carries an Idempotency-Key when a
+	// reused connection drops; without keep-alives the drop surfaces.
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	e.ad = mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, &http.Client{Transport: tr}, e.clock)
+	e.sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultTimeoutAfterCreate})
+	j := &journal{}
+	p := platform.Post{DeliveryID: "dlv-timeout", Text: "lost answer", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
+	_, err := e.ad.Publish(context.Background(), e.acct, p, j)
+	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
+		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
+	}
+	e.clock.advance(10 * time.Minute)
+	p.Journal = j.snapshot()
+	res, found, err := e.ad.Reconcile(context.Background(), e.acct, p)
+	if err != nil || !found {
+		t.Fatalf("Reconcile: got found=%v err=%v, want found", found, err)
+	}
+	posts := e.sim.Posts("mastodon")
+	if len(posts) != 1 {
+		t.Fatalf("recorded posts: got %d, want exactly 1", len(posts))
+	}
+	if res.ID != posts[0].ID || len(posts[0].Media) != 1 {
+		t.Errorf("reconciled: got %+v (media %d), want id %q with 1 media", res, len(posts[0].Media), posts[0].ID)
+	}
+	if n := e.sim.Calls("mastodon", "idempotent_replay"); n != 1 {
+		t.Errorf("idempotent replays: got %d, want 1", n)
+	}
+}
+
+func TestReconcileWithoutAttemptOrPastWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, found, err := e.ad.Reconcile(context.Background(), e.acct, platform.Post{DeliveryID: "d", Text: "x"})
+	if err != nil || found {
+		t.Errorf("no attempt: got found=%v err=%v, want not found, nil", found, err)
+	}
+	old := platform.Post{DeliveryID: "d", Text: "x", Journal: map[string]string{mastodon.JournalFirstSentAt: t0.Add(-2 * time.Hour).Format(time.RFC3339Nano)}}
+	_, _, err = e.ad.Reconcile(context.Background(), e.acct, old)
+	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
+		t.Errorf("past window: got kind %s, want ambiguous", k)
+	}
+	if n := len(e.sim.Posts("mastodon")); n != 0 {
+		t.Errorf("recorded posts: got %d, want 0", n)
+	}
+}
+
+func TestWhoAmI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, err := e.ad.WhoAmI(context.Background(), e.acct)
+	if err != nil {
+		t.Fatalf("WhoAmI: %v", err)
+	}
+	host := strings.TrimPrefix(e.srv.URL, "http://")
+	if id.ID != "109" || id.Handle != "alice@"+host {
+		t.Errorf("identity: got %+v, want id 109 handle alice@%s", id, host)
+	}
+
+	bad := e.acct
+	bad.AccessToken = "nope"
+	if _, err := e.ad.WhoAmI(context.Background(), bad); apperr.KindOf(err) != apperr.KindReconnect {
+		t.Errorf("bad token: got %v, want reconnect", err)
+	}
+
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	gone := e.acct
+	gone.BaseURL = deadURL
+	_, err = e.ad.WhoAmI(context.Background(), gone)
+	ae, ok := apperr.As(err)
+	if !ok || ae.Kind != apperr.KindInvalid || ae.Code != "mastodon.instance_unreachable" || !strings.Contains(ae.Message, strings.TrimPrefix(deadURL, "http://")) {
+		t.Errorf("unreachable: got %v, want invalid mastodon.instance_unreachable naming the instance", err)
+	}
+}
+
+func TestInstanceLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.sim.SetMastodonMaxCharacters(1000)
+	l, err := e.ad.InstanceLimits(context.Background(), e.acct.BaseURL)
+	if err != nil {
+		t.Fatalf("InstanceLimits: %v", err)
+	}
+	if l.MaxCharacters != 1000 || l.MaxMediaAttachments != 4 || l.CharactersReservedPerURL != 23 || l.ImageSizeLimit != 16<<20 {
+		t.Errorf("limits: got %+v, want 1000 chars, 4 media, 23 per URL, 16 MiB images", l)
+	}
+}
+
+func TestUnexpectedResponses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		wantKind apperr.Kind
+	}{
+		{name: "garbage 200", status: 200, body: "<<<not json", wantKind: apperr.KindAmbiguous},
+		{name: "200 without id", status: 200, body: `{"url":"x"}`, wantKind: apperr.KindAmbiguous},
+		{name: "garbage 500", status: 500, body: "<html>oops", wantKind: apperr.KindTransient},
+		{name: "odd 418", status: 418, body: `{"error":"teapot","access_token":"secret-value"}`, wantKind: apperr.KindPermanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			ad := mastodon.New(mastodon.Config{}, srv.Client(), nil)
+			acct := platform.Account{ID: "1", AccessToken: "t", BaseURL: srv.URL}
+			_, err := ad.Publish(context.Background(), acct, platform.Post{DeliveryID: "d", Text: "x"}, &journal{})
+			ae, ok := apperr.As(err)
+			if !ok || ae.Kind != tt.wantKind {
+				t.Fatalf("Publish: got %v, want kind %s", err, tt.wantKind)
+			}
+			if strings.Contains(ae.Redacted, "secret-value") {
+				t.Errorf("redacted body leaks a token: %q", ae.Redacted)
+			}
+			if _, err := ad.WhoAmI(context.Background(), acct); apperr.KindOf(err) == apperr.KindInternal {
+				t.Errorf("WhoAmI: got untyped error %v", err)
+			}
+		})
+	}
+}
+
+// With keep-alives, net/http itself replays a request carrying an
+// Idempotency-Key when the reused connection drops; the instance answers
+// with the status it created, so the publish succeeds with one post.
+func TestDroppedAnswerIsReplayedByTransport(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.ad.WhoAmI(context.Background(), e.acct); err != nil { // warm a keep-alive connection
+		t.Fatalf("WhoAmI: %v", err)
+	}
+	e.sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultTimeoutAfterCreate})
+	res, err := e.ad.Publish(context.Background(), e.acct, platform.Post{DeliveryID: "dlv-replay", Text: "once"}, &journal{})
+	posts := e.sim.Posts("mastodon")
+	switch {
+	case err == nil && (len(posts) != 1 || res.ID != posts[0].ID):
+		t.Errorf("got %+v with %d posts, want the one recorded post", res, len(posts))
+	case err != nil && apperr.KindOf(err) != apperr.KindAmbiguous:
+		t.Errorf("got %v, want success (replayed) or ambiguous", err)
+	case len(posts) != 1:
+		t.Errorf("recorded posts: got %d, want 1", len(posts))
+	}
+}

@@ -1,0 +1,620 @@
+// Package x publishes to X through API v2: posts (POST /2/tweets) with up to
+// four images, one GIF or one video, uploaded with the v2 media endpoints
+// (simple upload for still images; initialize, append, finalize and STATUS
+// polling for GIFs and video).
+//
+// X has no idempotency key and reading one's own posts back is a paid call,
+// so Reconcile can only tell that nothing was sent; once the publishing call
+// went out, an unanswered attempt stays ambiguous. A later attempt that
+// meets X's duplicate-content rejection is reported as "probably posted".
+package x
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/text"
+)
+
+// JournalSent is the journal key recorded just before POST /2/tweets.
+const JournalSent = "x.post_sent"
+
+// Config configures the adapter. Zero fields take the defaults noted.
+type Config struct {
+	// BaseURL is the API root (default https://api.x.com).
+	BaseURL string
+	// TextLimit is the weighted character limit (default 280).
+	TextLimit int
+	// MaxImageBytes caps still images (default 5 MiB).
+	MaxImageBytes int64
+	// MaxGIFBytes caps animated GIFs (default 15 MiB).
+	MaxGIFBytes int64
+	// MaxVideoBytes caps videos (default 512 MiB). X allows 8 GB, but the
+	// adapter holds media in memory while it uploads.
+	MaxVideoBytes int64
+	// ChunkSize is the size of each appended segment (default 4 MiB).
+	ChunkSize int
+	// MediaTimeout bounds the wait for media processing (default 5 min).
+	MediaTimeout time.Duration
+	// RateLimitWait is the wait after a 429 without a reset header (default 15 min).
+	RateLimitWait time.Duration
+	// CreditsWait is the wait after 402 CreditsDepleted (default 1 h): the
+	// app's pay-per-use credits must be topped up.
+	CreditsWait time.Duration
+	// HTTPTimeout bounds each request of the default client (default 60 s).
+	HTTPTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = "https://api.x.com"
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.TextLimit == 0 {
+		c.TextLimit = 280
+	}
+	if c.MaxImageBytes == 0 {
+		c.MaxImageBytes = 5 << 20
+	}
+	if c.MaxGIFBytes == 0 {
+		c.MaxGIFBytes = 15 << 20
+	}
+	if c.MaxVideoBytes == 0 {
+		c.MaxVideoBytes = 512 << 20
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = 4 << 20
+	}
+	if c.MediaTimeout == 0 {
+		c.MediaTimeout = 5 * time.Minute
+	}
+	if c.RateLimitWait == 0 {
+		c.RateLimitWait = 15 * time.Minute
+	}
+	if c.CreditsWait == 0 {
+		c.CreditsWait = time.Hour
+	}
+	if c.HTTPTimeout == 0 {
+		c.HTTPTimeout = 60 * time.Second
+	}
+	return c
+}
+
+// Adapter publishes to X. It implements platform.Publisher and
+// platform.Identifier and is safe for concurrent use.
+type Adapter struct {
+	cfg   Config
+	hc    *http.Client
+	clock platform.Clock
+}
+
+// New returns an adapter. A nil hc gets a client with cfg.HTTPTimeout; a nil
+// clock is the wall clock. New does no I/O.
+func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
+	cfg = cfg.withDefaults()
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.HTTPTimeout}
+	}
+	if clock == nil {
+		clock = platform.RealClock{}
+	}
+	return &Adapter{cfg: cfg, hc: hc, clock: clock}
+}
+
+var (
+	imageTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
+	videoTypes = []string{"video/mp4", "video/quicktime"}
+)
+
+// Name implements platform.Publisher.
+func (a *Adapter) Name() platform.Name { return platform.X }
+
+// Capabilities implements platform.Publisher. MaxImageBytes is the still
+// image cap; an animated GIF may be up to MaxGIFBytes.
+func (a *Adapter) Capabilities() platform.Capabilities {
+	return platform.Capabilities{
+		TextLimit: a.cfg.TextLimit, CountRule: platform.CountXWeighted,
+		MaxImages: 4, MaxVideos: 1,
+		ImageTypes: imageTypes, VideoTypes: videoTypes,
+		MaxImageBytes: a.cfg.MaxImageBytes, MaxVideoBytes: a.cfg.MaxVideoBytes,
+		LinkCard: true, LinksClickable: true,
+	}
+}
+
+// compose is the post's text: X renders a card for a URL in the text, so
+// the link is appended when the text does not carry it.
+func compose(p platform.Post) string {
+	if p.Link == "" || strings.Contains(p.Text, p.Link) {
+		return p.Text
+	}
+	if p.Text == "" {
+		return p.Link
+	}
+	return p.Text + "\n\n" + p.Link
+}
+
+// Validate implements platform.Publisher; it makes no network call.
+func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
+	var probs []apperr.Problem
+	add := func(field, format string, args ...any) {
+		probs = append(probs, apperr.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	body := compose(p)
+	if body == "" && len(p.Media) == 0 {
+		add("text", "an X post needs text or media")
+	}
+	if n := text.Count(platform.CountXWeighted, body); n > a.cfg.TextLimit {
+		add("text", "is %d characters as X counts them (with the link); the limit is %d", n, a.cfg.TextLimit)
+	}
+	var images, gifs, videos int
+	for i, m := range p.Media {
+		field := fmt.Sprintf("media[%d]", i)
+		mt := mimeOf(m)
+		var types []string
+		var max int64
+		switch {
+		case m.Kind == platform.Image && mt == "image/gif":
+			gifs, types, max = gifs+1, imageTypes, a.cfg.MaxGIFBytes
+		case m.Kind == platform.Image:
+			images, types, max = images+1, imageTypes, a.cfg.MaxImageBytes
+		case m.Kind == platform.Video:
+			videos, types, max = videos+1, videoTypes, a.cfg.MaxVideoBytes
+		default:
+			add(field+".kind", "must be image or video")
+			continue
+		}
+		if mt != "" && !slices.Contains(types, mt) {
+			add(field+".mimeType", "%s is not accepted; X takes %s", mt, strings.Join(types, ", "))
+		}
+		if m.Size > max {
+			add(field+".size", "is %d bytes; the limit is %d", m.Size, max)
+		}
+	}
+	switch {
+	case (gifs > 0 || videos > 0) && len(p.Media) > 1:
+		add("media", "a video or GIF must be the post's only media item on X")
+	case images > 4:
+		add("media", "has %d images; X takes at most 4", images)
+	}
+	return probs
+}
+
+// Publish implements platform.Publisher: it uploads the media, journals the
+// send, then creates the post.
+func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
+	ids := make([]string, 0, len(p.Media))
+	for _, m := range p.Media {
+		id, err := a.upload(ctx, acct, m)
+		if err != nil {
+			return platform.Result{}, err
+		}
+		ids = append(ids, id)
+	}
+	body := map[string]any{}
+	if t := compose(p); t != "" {
+		body["text"] = t
+	}
+	if len(ids) > 0 {
+		body["media"] = map[string]any{"media_ids": ids}
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return platform.Result{}, a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the post could not be encoded")
+	}
+	if err := j.Record(ctx, JournalSent, a.clock.Now().UTC().Format(time.RFC3339)); err != nil {
+		return platform.Result{}, a.wrapErr(err, apperr.KindTransient, "x.journal", "could not record the publishing checkpoint")
+	}
+	var out struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	err = a.do(ctx, request{method: http.MethodPost, path: "/2/tweets", body: payload,
+		contentType: "application/json", token: acct.AccessToken, final: true}, &out)
+	if e, ok := apperr.As(err); ok && e.Code == "x.duplicate" && p.Journal[JournalSent] != "" {
+		// An earlier attempt was sent and got no answer; X now calls the
+		// same text a duplicate, so that attempt most likely posted it.
+		e.Kind, e.Code, e.Retryable = apperr.KindAmbiguous, "x.probably_posted", false
+		e.Message = "X rejects the post as a duplicate of an earlier attempt, which most likely published it"
+		return platform.Result{}, e
+	}
+	if err != nil {
+		return platform.Result{}, err
+	}
+	if out.Data.ID == "" {
+		return platform.Result{}, a.unexpected(http.StatusCreated, nil, true, errors.New("no data.id"))
+	}
+	return platform.Result{ID: out.Data.ID, URL: postURL(acct.Handle, out.Data.ID)}, nil
+}
+
+// postURL is a post's public URL; without the handle X's generic form works.
+func postURL(handle, id string) string {
+	if handle == "" {
+		return "https://x.com/i/web/status/" + id
+	}
+	return "https://x.com/" + url.PathEscape(strings.TrimPrefix(handle, "@")) + "/status/" + id
+}
+
+// upload downloads m and uploads it: still images in one request, GIFs and
+// videos in chunks with processing polled to the end.
+func (a *Adapter) upload(ctx context.Context, acct platform.Account, m platform.Media) (string, error) {
+	max := max(a.cfg.MaxImageBytes, a.cfg.MaxGIFBytes)
+	if m.Kind == platform.Video {
+		max = a.cfg.MaxVideoBytes
+	}
+	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	if err != nil {
+		return "", err
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "image/gif":
+		return a.uploadChunked(ctx, acct, data, mt, "tweet_gif")
+	case slices.Contains(imageTypes, mt):
+		if int64(len(data)) > a.cfg.MaxImageBytes {
+			return "", a.newErr(apperr.KindPermanent, "x.media_too_large", fmt.Sprintf("the image is %d bytes; X takes %d", len(data), a.cfg.MaxImageBytes))
+		}
+		return a.uploadSimple(ctx, acct, data, "tweet_image")
+	case slices.Contains(videoTypes, mt):
+		return a.uploadChunked(ctx, acct, data, mt, "tweet_video")
+	}
+	return "", a.newErr(apperr.KindPermanent, "x.media_type", "X does not accept media of type "+mt)
+}
+
+// mediaAnswer is the data object of the media endpoints.
+type mediaAnswer struct {
+	Data struct {
+		ID             string `json:"id"`
+		ProcessingInfo *struct {
+			State          string `json:"state"`
+			CheckAfterSecs int    `json:"check_after_secs"`
+			Error          *struct {
+				Name    string `json:"name"`
+				Message string `json:"message"`
+			} `json:"error"`
+		} `json:"processing_info"`
+	} `json:"data"`
+}
+
+func (a *Adapter) uploadSimple(ctx context.Context, acct platform.Account, data []byte, category string) (string, error) {
+	body, ct, err := multipartBody(map[string]string{"media_category": category}, data)
+	if err != nil {
+		return "", a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
+	}
+	var out mediaAnswer
+	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload", body: body, contentType: ct, token: acct.AccessToken}, &out); err != nil {
+		return "", err
+	}
+	if out.Data.ID == "" {
+		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+	}
+	return out.Data.ID, nil
+}
+
+func (a *Adapter) uploadChunked(ctx context.Context, acct platform.Account, data []byte, mediaType, category string) (string, error) {
+	init, _ := json.Marshal(map[string]any{"media_type": mediaType, "total_bytes": len(data), "media_category": category})
+	var out mediaAnswer
+	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/initialize", body: init,
+		contentType: "application/json", token: acct.AccessToken}, &out); err != nil {
+		return "", err
+	}
+	id := out.Data.ID
+	if id == "" {
+		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+	}
+	for seg, off := 0, 0; off < len(data); seg, off = seg+1, off+a.cfg.ChunkSize {
+		chunk := data[off:min(off+a.cfg.ChunkSize, len(data))]
+		body, ct, err := multipartBody(map[string]string{"segment_index": strconv.Itoa(seg)}, chunk)
+		if err != nil {
+			return "", a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
+		}
+		if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/" + url.PathEscape(id) + "/append",
+			body: body, contentType: ct, token: acct.AccessToken}, nil); err != nil {
+			return "", err
+		}
+	}
+	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/" + url.PathEscape(id) + "/finalize",
+		token: acct.AccessToken}, &out); err != nil {
+		return "", err
+	}
+	return id, a.waitProcessed(ctx, acct, id, out)
+}
+
+// waitProcessed follows processing_info through STATUS reads until it is
+// succeeded, sleeping check_after_secs between reads.
+func (a *Adapter) waitProcessed(ctx context.Context, acct platform.Account, id string, out mediaAnswer) error {
+	deadline := a.clock.Now().Add(a.cfg.MediaTimeout)
+	for {
+		pi := out.Data.ProcessingInfo
+		if pi == nil || pi.State == "succeeded" {
+			return nil
+		}
+		switch pi.State {
+		case "failed":
+			msg := "X could not process the media"
+			if pi.Error != nil {
+				msg += ": " + pi.Error.Message
+			}
+			return a.newErr(apperr.KindPermanent, "x.media_failed", msg)
+		case "pending", "in_progress":
+		default:
+			return a.unexpected(http.StatusOK, nil, false, fmt.Errorf("unknown processing state %q", pi.State))
+		}
+		if !a.clock.Now().Before(deadline) {
+			return a.newErr(apperr.KindTransient, "x.media_processing", "X is still processing the media")
+		}
+		if err := a.clock.Sleep(ctx, time.Duration(max(pi.CheckAfterSecs, 1))*time.Second); err != nil {
+			return a.wrapErr(err, apperr.KindTransient, "x.media_processing", "stopped waiting for X to process the media")
+		}
+		q := url.Values{"command": {"STATUS"}, "media_id": {id}}
+		out = mediaAnswer{}
+		if err := a.do(ctx, request{method: http.MethodGet, path: "/2/media/upload?" + q.Encode(), token: acct.AccessToken}, &out); err != nil {
+			return err
+		}
+	}
+}
+
+// multipartBody is a multipart/form-data body with fields and the "media"
+// file part.
+func multipartBody(fields map[string]string, media []byte) ([]byte, string, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		if err := w.WriteField(k, v); err != nil {
+			return nil, "", err
+		}
+	}
+	part, err := w.CreateFormFile("media", "media")
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := part.Write(media); err != nil {
+		return nil, "", err
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
+}
+
+// Reconcile implements platform.Publisher. Without a journaled send nothing
+// reached X; with one, X cannot say without a paid read, so the answer is
+// ambiguous.
+func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platform.Post) (platform.Result, bool, error) {
+	if p.Journal[JournalSent] == "" {
+		return platform.Result{}, false, nil
+	}
+	return platform.Result{}, false, a.newErr(apperr.KindAmbiguous, "x.cannot_reconcile",
+		"X cannot tell whether the post was published; check the account and mark the delivery")
+}
+
+// WhoAmI implements platform.Identifier.
+func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.Identity, error) {
+	var out struct {
+		Data struct {
+			ID       string `json:"id"`
+			Username string `json:"username"`
+			Name     string `json:"name"`
+		} `json:"data"`
+	}
+	if err := a.do(ctx, request{method: http.MethodGet, path: "/2/users/me", token: acct.AccessToken}, &out); err != nil {
+		return platform.Identity{}, err
+	}
+	if out.Data.ID == "" {
+		return platform.Identity{}, a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+	}
+	return platform.Identity{ID: out.Data.ID, Handle: out.Data.Username, Name: out.Data.Name}, nil
+}
+
+// --- HTTP and errors ---
+
+// request is one API call.
+type request struct {
+	method, path string
+	body         []byte
+	contentType  string
+	token        string
+	final        bool // the publishing write: failures after sending are ambiguous
+}
+
+// do sends r and decodes a 2xx JSON answer into out when out is not nil.
+func (a *Adapter) do(ctx context.Context, r request, out any) error {
+	req, err := http.NewRequestWithContext(ctx, r.method, a.cfg.BaseURL+r.path, bytes.NewReader(r.body))
+	if err != nil {
+		return a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the request could not be built")
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return a.transportError(err, r.final)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return a.transportError(err, r.final)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return a.classify(resp.StatusCode, resp.Header, raw, r.final)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return a.unexpected(resp.StatusCode, raw, r.final, err)
+		}
+	}
+	return nil
+}
+
+// problem is X's error body: RFC 7807 problem fields, sometimes with an
+// errors list (the legacy shape has only that).
+type problem struct {
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Type   string `json:"type"`
+	Errors []struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// classify maps an X error answer to the taxonomy (platforms.md §10).
+func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *apperr.Error {
+	var pr problem
+	_ = json.Unmarshal(body, &pr)
+	kind := pr.Type[strings.LastIndex(pr.Type, "/")+1:] // match the path suffix: the host may be api.x.com or api.twitter.com
+	msg := firstNonEmpty(pr.Detail, pr.Title, "X answered HTTP "+strconv.Itoa(status))
+	pcode := firstNonEmpty(kind, pr.Title)
+	if len(pr.Errors) > 0 {
+		msg = firstNonEmpty(pr.Detail, pr.Errors[0].Message, msg)
+		if pr.Errors[0].Code != 0 {
+			pcode = strconv.Itoa(pr.Errors[0].Code)
+		}
+	}
+	e := a.newErr(apperr.KindPermanent, "x.rejected", "X: "+msg)
+	switch {
+	case status == http.StatusUnauthorized:
+		e.Kind, e.Code = apperr.KindReconnect, "x.unauthorized"
+	case status == http.StatusPaymentRequired:
+		e.Kind, e.Code, e.RetryAfter = apperr.KindRateLimited, "x.credits_depleted", a.cfg.CreditsWait
+	case status == http.StatusTooManyRequests && (kind == "usage-capped" || pr.Title == "UsageCapExceeded"):
+		e.Kind, e.Code = apperr.KindRateLimited, "x.usage_capped"
+		e.RetryAfter = a.resetWait(h, "x-app-limit-24hour-reset", "x-user-limit-24hour-reset", "x-rate-limit-reset")
+	case status == http.StatusTooManyRequests:
+		e.Kind, e.Code = apperr.KindRateLimited, "x.rate_limited"
+		e.RetryAfter = a.resetWait(h, "x-rate-limit-reset", "x-user-limit-24hour-reset", "x-app-limit-24hour-reset")
+	case status == http.StatusForbidden && (strings.Contains(strings.ToLower(msg), "duplicate") || pcode == "187"):
+		e.Code = "x.duplicate"
+	case status >= 500:
+		e.Kind, e.Code = apperr.KindTransient, "x.server_error"
+		if final {
+			e.Kind = apperr.KindAmbiguous
+		}
+	case status == http.StatusForbidden:
+		e.Code = "x.forbidden"
+	}
+	e.Retryable = e.Kind == apperr.KindRateLimited || e.Kind == apperr.KindTransient
+	e.PlatformCode, e.HTTPStatus, e.Redacted = pcode, status, redact(body)
+	return e
+}
+
+// resetWait is the time until the first reset header present (Unix epoch
+// seconds; X sends no Retry-After), else RateLimitWait.
+func (a *Adapter) resetWait(h http.Header, names ...string) time.Duration {
+	for _, n := range names {
+		if epoch, err := strconv.ParseInt(h.Get(n), 10, 64); err == nil && epoch > 0 {
+			return max(time.Unix(epoch, 0).Sub(a.clock.Now()), time.Second)
+		}
+	}
+	return a.cfg.RateLimitWait
+}
+
+// unexpected is the error for a 2xx answer the adapter cannot read:
+// ambiguous after the publishing write, permanent otherwise.
+func (a *Adapter) unexpected(status int, body []byte, final bool, cause error) *apperr.Error {
+	kind := apperr.KindPermanent
+	if final {
+		kind = apperr.KindAmbiguous
+	}
+	e := a.wrapErr(cause, kind, "x.unexpected_response", "X answered in an unexpected shape")
+	e.HTTPStatus, e.Redacted = status, redact(body)
+	return e
+}
+
+// transportError classifies a failed exchange: a connection never made is
+// transient; any other failure of the publishing write is ambiguous. The URL
+// is dropped from the cause.
+func (a *Adapter) transportError(err error, final bool) *apperr.Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var op *net.OpError
+	if final && !(errors.As(err, &op) && op.Op == "dial") {
+		return a.wrapErr(err, apperr.KindAmbiguous, "x.no_response", "X did not answer the publishing request; it may have published")
+	}
+	return a.wrapErr(err, apperr.KindTransient, "x.network", "the request to X failed before an answer")
+}
+
+func (a *Adapter) newErr(kind apperr.Kind, code, msg string) *apperr.Error {
+	e := apperr.New(kind, code, msg)
+	e.Platform = string(platform.X)
+	return e
+}
+
+func (a *Adapter) wrapErr(err error, kind apperr.Kind, code, msg string) *apperr.Error {
+	e := apperr.Wrap(err, kind, code, msg)
+	e.Platform = string(platform.X)
+	return e
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// secretPatterns find token-like values in response bodies.
+var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)("(?:access_token|refresh_token|token|client_secret|code)"\s*:\s*")[^"]*`),
+	regexp.MustCompile(`(?i)((?:access_token|refresh_token|client_secret|code)=)[^&\s"']+`),
+	regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`),
+}
+
+// redact returns body with token-looking values removed, cut to about 2 KB.
+func redact(body []byte) string {
+	s := string(body)
+	for _, re := range secretPatterns {
+		s = re.ReplaceAllString(s, "${1}[redacted]")
+	}
+	if len(s) > 2048 {
+		cut := 2048
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// extTypes maps file extensions to MIME types for media whose type is not
+// given.
+var extTypes = map[string]string{
+	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
+	".mp4": "video/mp4", ".mov": "video/quicktime",
+}
+
+// mimeOf is m's MIME type as given, else guessed from the URL's extension,
+// else "" (unknown until downloaded).
+func mimeOf(m platform.Media) string {
+	if m.MIMEType != "" {
+		return m.MIMEType
+	}
+	u, err := url.Parse(m.URL)
+	if err != nil {
+		return ""
+	}
+	return extTypes[strings.ToLower(path.Ext(u.Path))]
+}

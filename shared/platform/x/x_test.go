@@ -1,0 +1,314 @@
+package x_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/x"
+)
+
+// start is where test clocks stand: a whole second, so epoch reset headers
+// convert to exact waits.
+var start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+type env struct {
+	sim   *platformsim.Server
+	url   string
+	ad    *x.Adapter
+	acct  platform.Account
+	clock *platformsim.ManualClock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	clock := platformsim.NewManualClock(start)
+	sim := platformsim.New(platformsim.Options{Now: clock.Now})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sim.SetPublicURL(srv.URL)
+	sim.AddAccount(platformsim.Account{Platform: "x", ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"})
+	ad := x.New(x.Config{BaseURL: srv.URL + "/x", ChunkSize: 1000}, srv.Client(), clock)
+	return &env{sim: sim, url: srv.URL, ad: ad, clock: clock,
+		acct: platform.Account{ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}
+}
+
+func (e *env) media(name string, kind platform.MediaKind) platform.Media {
+	return platform.Media{URL: e.url + "/_sim/media/" + name, Kind: kind}
+}
+
+// wantErr checks err's kind and code and returns it.
+func wantErr(t *testing.T, err error, kind apperr.Kind, code string) *apperr.Error {
+	t.Helper()
+	e, ok := apperr.As(err)
+	if !ok {
+		t.Fatalf("got error %v (%T), want *apperr.Error of kind %s", err, err, kind)
+	}
+	if e.Kind != kind || (code != "" && e.Code != code) {
+		t.Fatalf("got %s/%s (%v), want %s/%s", e.Kind, e.Code, e, kind, code)
+	}
+	return e
+}
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		post      func(e *env) platform.Post
+		wantText  string
+		wantMedia int
+	}{
+		{"text", func(*env) platform.Post { return platform.Post{Text: "hello from POSSE"} }, "hello from POSSE", 0},
+		{"text and link", func(*env) platform.Post {
+			return platform.Post{Text: "new post", Link: "https://example.com/p/1"}
+		}, "new post\n\nhttps://example.com/p/1", 0},
+		{"link already in text", func(*env) platform.Post {
+			return platform.Post{Text: "read https://example.com/p/1", Link: "https://example.com/p/1"}
+		}, "read https://example.com/p/1", 0},
+		{"one image", func(e *env) platform.Post {
+			return platform.Post{Text: "pic", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
+		}, "pic", 1},
+		{"four images", func(e *env) platform.Post {
+			m := []platform.Media{e.media("a.jpg", platform.Image), e.media("b.png", platform.Image),
+				e.media("c.jpg", platform.Image), e.media("d.png", platform.Image)}
+			return platform.Post{Text: "pics", Media: m}
+		}, "pics", 4},
+		{"gif in chunks", func(e *env) platform.Post {
+			return platform.Post{Text: "gif", Media: []platform.Media{e.media("a.gif", platform.Image)}}
+		}, "gif", 1},
+		{"video in chunks with processing", func(e *env) platform.Post {
+			return platform.Post{Media: []platform.Media{e.media("v.mp4", platform.Video)}}
+		}, "", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			j := &platformsim.MemJournal{}
+			res, err := e.ad.Publish(context.Background(), e.acct, tc.post(e), j)
+			if err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			posts := e.sim.Posts("x")
+			if len(posts) != 1 {
+				t.Fatalf("got %d recorded posts, want 1", len(posts))
+			}
+			got := posts[0]
+			if res.ID != got.ID || res.URL != "https://x.com/posse_sim/status/"+got.ID {
+				t.Errorf("got result %+v, want id %s and its x.com URL", res, got.ID)
+			}
+			if got.Text != tc.wantText || len(got.Media) != tc.wantMedia || got.AccountID != "1001" {
+				t.Errorf("got post %q with %d media as %s, want %q with %d media as 1001", got.Text, len(got.Media), got.AccountID, tc.wantText, tc.wantMedia)
+			}
+			if strings.HasSuffix(tc.name, "with processing") && e.clock.Now().Sub(start) < 2*time.Second {
+				t.Errorf("got %v waited, want the STATUS polls to wait check_after_secs (2 s in all)", e.clock.Now().Sub(start))
+			}
+			if j.Entries()[x.JournalSent] == "" {
+				t.Errorf("got no %s checkpoint, want one before the post", x.JournalSent)
+			}
+		})
+	}
+}
+
+// noNetwork fails the test on any request.
+type noNetwork struct{ t *testing.T }
+
+func (n noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
+	n.t.Errorf("Validate made a request to %s", r.URL)
+	return nil, errors.New("no network")
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	ad := x.New(x.Config{}, &http.Client{Transport: noNetwork{t}}, platformsim.NewManualClock(start))
+	img := func(u string) platform.Media {
+		return platform.Media{URL: "https://cdn.example/" + u, Kind: platform.Image}
+	}
+	vid := platform.Media{URL: "https://cdn.example/v.mp4", Kind: platform.Video}
+	cases := []struct {
+		name      string
+		post      platform.Post
+		wantField string
+		wantIn    string
+	}{
+		{"ok", platform.Post{Text: "fine"}, "", ""},
+		{"empty", platform.Post{}, "text", "needs text or media"},
+		{"over the limit", platform.Post{Text: strings.Repeat("a", 281)}, "text", "limit is 280"},
+		{"link pushes it over", platform.Post{Text: strings.Repeat("a", 270), Link: "https://example.com/x"}, "text", "limit is 280"},
+		{"five images", platform.Post{Media: []platform.Media{img("1.jpg"), img("2.jpg"), img("3.jpg"), img("4.jpg"), img("5.jpg")}}, "media", "at most 4"},
+		{"video with an image", platform.Post{Media: []platform.Media{vid, img("1.jpg")}}, "media", "only media item"},
+		{"gif with an image", platform.Post{Media: []platform.Media{img("a.gif"), img("1.jpg")}}, "media", "only media item"},
+		{"unsupported type", platform.Post{Media: []platform.Media{{URL: "https://cdn.example/a", Kind: platform.Image, MIMEType: "image/bmp"}}}, "media[0].mimeType", "image/bmp"},
+		{"image too large", platform.Post{Media: []platform.Media{{URL: "https://cdn.example/a.jpg", Kind: platform.Image, Size: 6 << 20}}}, "media[0].size", "limit"},
+		{"unknown kind", platform.Post{Media: []platform.Media{{URL: "https://cdn.example/a.mp3", Kind: "audio"}}}, "media[0].kind", "image or video"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			probs := ad.Validate(tc.post)
+			if tc.wantField == "" {
+				if len(probs) != 0 {
+					t.Fatalf("got problems %+v, want none", probs)
+				}
+				return
+			}
+			for _, p := range probs {
+				if p.Field == tc.wantField && strings.Contains(p.Message, tc.wantIn) {
+					return
+				}
+			}
+			t.Fatalf("got problems %+v, want one on %s mentioning %q", probs, tc.wantField, tc.wantIn)
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		fault     platformsim.Fault
+		media     string
+		wantKind  apperr.Kind
+		wantCode  string
+		wantAfter time.Duration
+		wantPosts int
+	}{
+		{"rate limited", platformsim.Fault{Kind: platformsim.FaultRateLimit, ResetSeconds: 120}, "", apperr.KindRateLimited, "x.rate_limited", 120 * time.Second, 0},
+		{"credits depleted", platformsim.Fault{Kind: platformsim.FaultCreditsDepleted}, "", apperr.KindRateLimited, "x.credits_depleted", time.Hour, 0},
+		{"server error on the post", platformsim.Fault{Kind: platformsim.FaultServerError}, "", apperr.KindAmbiguous, "x.server_error", 0, 0},
+		{"server error on an upload", platformsim.Fault{Kind: platformsim.FaultServerError}, "a.jpg", apperr.KindTransient, "x.server_error", 0, 0},
+		{"expired token", platformsim.Fault{Kind: platformsim.FaultExpiredToken}, "", apperr.KindReconnect, "x.unauthorized", 0, 0},
+		{"duplicate", platformsim.Fault{Kind: platformsim.FaultDuplicate}, "", apperr.KindPermanent, "x.duplicate", 0, 0},
+		{"video processing fails", platformsim.Fault{Kind: platformsim.FaultMediaFetch}, "v.mp4", apperr.KindPermanent, "x.media_failed", 0, 0},
+		{"media URL missing", platformsim.Fault{}, "missing.jpg", apperr.KindPermanent, "media_fetch", 0, 0},
+		{"timeout after create", platformsim.Fault{Kind: platformsim.FaultTimeoutAfterCreate}, "", apperr.KindAmbiguous, "x.no_response", 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if tc.fault.Kind != "" {
+				tc.fault.Platform = "x"
+				e.sim.AddFault(tc.fault)
+			}
+			p := platform.Post{Text: "fault: " + tc.name}
+			if tc.media != "" {
+				kind := platform.Image
+				if strings.HasSuffix(tc.media, ".mp4") {
+					kind = platform.Video
+				}
+				p.Media = []platform.Media{e.media(tc.media, kind)}
+			}
+			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
+			ae := wantErr(t, err, tc.wantKind, tc.wantCode)
+			if ae.RetryAfter != tc.wantAfter {
+				t.Errorf("got RetryAfter %v, want %v", ae.RetryAfter, tc.wantAfter)
+			}
+			if ae.Platform != "x" && tc.wantCode != "media_fetch" {
+				t.Errorf("got Platform %q, want x", ae.Platform)
+			}
+			if n := len(e.sim.Posts("x")); n != tc.wantPosts {
+				t.Errorf("got %d recorded posts, want %d", n, tc.wantPosts)
+			}
+		})
+	}
+}
+
+func TestTimeoutThenReconcileAndRetry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.sim.AddFault(platformsim.Fault{Platform: "x", Kind: platformsim.FaultTimeoutAfterCreate})
+	j := &platformsim.MemJournal{}
+	p := platform.Post{DeliveryID: "d1", Text: "lost answer"}
+	_, err := e.ad.Publish(ctx, e.acct, p, j)
+	wantErr(t, err, apperr.KindAmbiguous, "x.no_response")
+
+	// Before anything was sent, Reconcile can say "not published".
+	if _, found, err := e.ad.Reconcile(ctx, e.acct, p); found || err != nil {
+		t.Fatalf("Reconcile without a checkpoint: got found=%v err=%v, want false, nil", found, err)
+	}
+	// After the send, X cannot tell.
+	p.Journal = j.Entries()
+	_, found, err := e.ad.Reconcile(ctx, e.acct, p)
+	if found {
+		t.Fatal("Reconcile: got found=true, want false")
+	}
+	wantErr(t, err, apperr.KindAmbiguous, "x.cannot_reconcile")
+
+	// A person retries: X calls it a duplicate, which means it was posted.
+	_, err = e.ad.Publish(ctx, e.acct, p, j)
+	wantErr(t, err, apperr.KindAmbiguous, "x.probably_posted")
+	if n := len(e.sim.Posts("x")); n != 1 {
+		t.Fatalf("got %d recorded posts, want exactly 1", n)
+	}
+}
+
+func TestJournalFailureStopsBeforeSending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, err := e.ad.Publish(context.Background(), e.acct, platform.Post{Text: "hi"}, &platformsim.MemJournal{Fail: errors.New("ddb down")})
+	wantErr(t, err, apperr.KindTransient, "x.journal")
+	if n := len(e.sim.Posts("x")); n != 0 {
+		t.Fatalf("got %d recorded posts, want 0", n)
+	}
+}
+
+func TestWhoAmI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, err := e.ad.WhoAmI(context.Background(), e.acct)
+	if err != nil {
+		t.Fatalf("WhoAmI: %v", err)
+	}
+	if id.ID != "1001" || id.Handle != "posse_sim" {
+		t.Fatalf("got %+v, want id 1001 handle posse_sim", id)
+	}
+	_, err = e.ad.WhoAmI(context.Background(), platform.Account{AccessToken: "nope"})
+	wantErr(t, err, apperr.KindReconnect, "x.unauthorized")
+}
+
+func TestUnexpectedAnswers(t *testing.T) {
+	t.Parallel()
+	garbage := func(status int) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte("<html>not json access_token=abcdefgh12345</html>"))
+		}))
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	cases := []struct {
+		name        string
+		url         func() string
+		publishKind apperr.Kind
+		whoamiKind  apperr.Kind
+	}{
+		{"200 garbage", func() string { s := garbage(200); t.Cleanup(s.Close); return s.URL }, apperr.KindAmbiguous, apperr.KindPermanent},
+		{"502 garbage", func() string { s := garbage(502); t.Cleanup(s.Close); return s.URL }, apperr.KindAmbiguous, apperr.KindTransient},
+		{"418 garbage", func() string { s := garbage(418); t.Cleanup(s.Close); return s.URL }, apperr.KindPermanent, apperr.KindPermanent},
+		{"connection refused", func() string { return closedURL }, apperr.KindTransient, apperr.KindTransient},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ad := x.New(x.Config{BaseURL: tc.url()}, nil, platformsim.NewManualClock(start))
+			acct := platform.Account{ID: "1", AccessToken: "t"}
+			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "hi"}, platform.NopJournal{})
+			e := wantErr(t, err, tc.publishKind, "")
+			if strings.Contains(e.Redacted, "abcdefgh12345") {
+				t.Errorf("got Redacted %q, want the token removed", e.Redacted)
+			}
+			_, err = ad.WhoAmI(context.Background(), acct)
+			wantErr(t, err, tc.whoamiKind, "")
+		})
+	}
+}

@@ -222,18 +222,14 @@ func (s *Server) fbMeAccounts(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	var pages []string
-	s.with(func(st map[string]any) {
-		if usr, _ := st["facebook|user|"+u.ID].(*fbUser); usr != nil {
-			pages = usr.Pages
-		}
-	})
-	if !s.fbIsUser(u.ID) {
+	var usr *fbUser
+	s.with(func(st map[string]any) { usr, _ = st["facebook|user|"+u.ID].(*fbUser) })
+	if usr == nil {
 		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) Tried accessing nonexisting field (accounts) on node type (Page)"})
 		return
 	}
 	data := []map[string]any{}
-	for _, id := range pages {
+	for _, id := range usr.Pages {
 		pg, ok := s.accountByID(fbName, id)
 		if !ok {
 			continue

@@ -203,9 +203,10 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 }
 
 // Publish implements platform.Publisher. A container journaled by an earlier
-// attempt is resumed: if it was published, its post is returned; if it is
-// ready or still processing, it is published; if it failed or expired, a new
-// one is made.
+// attempt is resumed: if it was published, its post is returned (an empty
+// Result when the media cannot be matched by caption) and nothing is
+// published again; if it is ready or still processing, it is published; if
+// it failed or expired, a new one is made.
 func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
 	if len(p.Media) == 0 {
 		return platform.Result{}, a.newErr(apperr.KindPermanent, "instagram.media_required", "Instagram posts need at least one image or video")

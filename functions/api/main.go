@@ -52,8 +52,14 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	queues := sqs.NewFromConfig(awsCfg)
+	sites := site.NewStore(db, cfg.Table, nil, nil)
+	conns, err := buildConnections(ctx, cfg, awsCfg, db, sites, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	api := httpapi.New(httpapi.Deps{
-		Sites:          site.NewStore(db, cfg.Table, nil, nil),
+		Sites:          sites,
+		Connections:    conns,
 		Health:         health.New(db, queues, cfg.Table, map[string]string{"dispatchQueue": cfg.DispatchQueueURL}),
 		AdminKeySHA256: cfg.AdminKeySHA256,
 		MaxBodyBytes:   cfg.MaxBodyBytes,

@@ -47,6 +47,36 @@ type Config struct {
 	// (POSSE_HEALTH_CACHE_TTL, default 10s), so the public endpoint cannot
 	// be used to hammer the table.
 	HealthCacheTTL time.Duration
+
+	// OAuthClients are the platform apps' credentials by platform name
+	// ("x", "linkedin", ...), from POSSE_<PLATFORM>_CLIENT_ID and
+	// POSSE_<PLATFORM>_CLIENT_SECRET, or from the Secrets Manager secret
+	// named by PlatformSecretID (see WithPlatformSecret). A platform without
+	// an entry is not configured: authorizing it answers 422.
+	OAuthClients map[string]OAuthClient
+	// PlatformSecretID (POSSE_PLATFORM_SECRET_ID) names a Secrets Manager
+	// secret holding the OAuth client credentials; main reads it once at
+	// cold start and passes it to WithPlatformSecret.
+	PlatformSecretID string
+	// OAuthStateKeyID (POSSE_OAUTH_STATE_KEY_ID) is the HMAC KMS key PKCE
+	// verifiers are derived with.
+	OAuthStateKeyID string
+	// PublicURL (POSSE_PUBLIC_URL) is the API's public base URL, e.g.
+	// https://api.example.com: OAuth redirect URIs are <PublicURL>/v1/oauth/
+	// <platform>/callback and must be registered with each platform. Empty
+	// means "the host the authorize request came to".
+	PublicURL string
+	// RefreshWindow (POSSE_REFRESH_WINDOW, default 30m) is how long before
+	// expiry a refreshable token (X, TikTok, Bluesky, LinkedIn partners) is
+	// refreshed.
+	RefreshWindow time.Duration
+	// MetaRefreshWindow (POSSE_META_REFRESH_WINDOW, default 168h) is how long
+	// before expiry an Instagram or Threads long-lived token is extended.
+	MetaRefreshWindow time.Duration
+	// LinkedInExpiringWindow (POSSE_LINKEDIN_EXPIRING_WINDOW, default 168h)
+	// is how long before its 60-day end a LinkedIn token without a refresh
+	// token is marked expiring, so the site can ask the member to reconnect.
+	LinkedInExpiringWindow time.Duration
 }
 
 var (
@@ -127,6 +157,7 @@ func Load(getenv func(string) string) (Config, error) {
 			c.HealthCacheTTL = d
 		}
 	}
+	errs = append(errs, loadOAuth(getenv, &c)...)
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -146,6 +177,7 @@ func (c Config) Require(names ...string) error {
 		"POSSE_SCHEDULER_ROLE_ARN": c.SchedulerRoleARN,
 		"POSSE_SCHEDULER_DLQ_ARN":  c.SchedulerDLQARN,
 		"POSSE_ADMIN_KEY_SHA256":   c.AdminKeySHA256,
+		"POSSE_OAUTH_STATE_KEY_ID": c.OAuthStateKeyID,
 	}
 	var errs []error
 	for _, n := range names {

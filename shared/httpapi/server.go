@@ -86,6 +86,8 @@ type Deps struct {
 	Logger         *slog.Logger
 	Now            func() time.Time
 	HealthCacheTTL time.Duration
+	// Connections runs the connection and OAuth routes.
+	Connections connectionService
 }
 
 // Server is the API. Create it with New.
@@ -118,6 +120,7 @@ func New(d Deps) *Server {
 	s.add("POST", "/v1/sites/{siteId}/keys", AdminKey, s.issueKey)
 	s.add("GET", "/v1/sites/{siteId}/keys", AdminKey, s.listKeys)
 	s.add("DELETE", "/v1/sites/{siteId}/keys/{keyId}", AdminKey, s.revokeKey)
+	s.addConnectionRoutes()
 	return s
 }
 

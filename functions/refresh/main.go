@@ -1,0 +1,153 @@
+// Command refresh is the token refresh function: an EventBridge Scheduler
+// schedule invokes it every five minutes; it runs requested validations,
+// then refreshes every connection whose token expires within its window
+// (single-flight per connection), marks LinkedIn tokens expiring and dead
+// tokens broken, and logs the counts.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	posseconfig "github.com/posse-dev/posse/shared/config"
+	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/oauth"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/bluesky"
+	"github.com/posse-dev/posse/shared/platform/facebook"
+	"github.com/posse-dev/posse/shared/platform/instagram"
+	"github.com/posse-dev/posse/shared/platform/linkedin"
+	"github.com/posse-dev/posse/shared/platform/mastodon"
+	"github.com/posse-dev/posse/shared/platform/threads"
+	"github.com/posse-dev/posse/shared/platform/tiktok"
+	"github.com/posse-dev/posse/shared/platform/x"
+	"github.com/posse-dev/posse/shared/vault"
+)
+
+func main() {
+	h, log, err := build(context.Background())
+	if err != nil {
+		// Before lambda.Start: fail the cold start with a precise message.
+		slog.Error("cold start failed", "err", err)
+		os.Exit(1)
+	}
+	log.Info("cold start done", "version", posseconfig.Version)
+	lambda.Start(h.handle)
+}
+
+// scheduledEvent is the Input of the refresh schedule (template.yaml), with
+// Scheduler's context attributes filled in.
+type scheduledEvent struct {
+	Source        string `json:"source"`
+	ScheduleARN   string `json:"scheduleArn"`
+	ScheduledTime string `json:"scheduledTime"`
+	ExecutionID   string `json:"executionId"`
+	AttemptNumber string `json:"attemptNumber"`
+}
+
+// handler runs one refresh pass per invocation.
+type handler struct {
+	refresher *connection.Refresher
+	log       *slog.Logger
+}
+
+func (h *handler) handle(ctx context.Context, ev scheduledEvent) (connection.RunStats, error) {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
+	}
+	start := time.Now()
+	st, err := h.refresher.Run(ctx)
+	h.log.InfoContext(ctx, "refresh pass", "scheduled_time", ev.ScheduledTime, "execution_id", ev.ExecutionID,
+		"due", st.Due, "refreshed", st.Refreshed, "marked_expiring", st.MarkedExpiring, "marked_broken", st.MarkedBroken,
+		"not_due", st.NotDue, "busy", st.Busy, "failed", st.Failed, "validated", st.Validated,
+		"validate_failed", st.ValidateFailed, "duration_ms", time.Since(start).Milliseconds())
+	if err != nil {
+		return st, fmt.Errorf("refresh pass: %w", err)
+	}
+	return st, nil
+}
+
+// build wires config → clients → services → handler.
+func build(ctx context.Context) (*handler, *slog.Logger, error) {
+	cfg, err := posseconfig.Load(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Require("POSSE_KMS_KEY_ID"); err != nil {
+		return nil, nil, err
+	}
+	log := logging.New(os.Stdout, cfg.LogLevel, "refresh")
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
+		return nil, nil, err
+	}
+	v, err := vault.New(kms.NewFromConfig(awsCfg), vault.Config{KeyID: cfg.KMSKeyID, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	// One client for every platform; its timeout stays well below the
+	// refresh lease (connection.DefaultLeaseDuration).
+	hc := &http.Client{Timeout: 20 * time.Second}
+	clients := map[platform.Name]oauth.Client{}
+	for name, c := range cfg.OAuthClients {
+		clients[platform.Name(name)] = oauth.Client{ID: c.ID, Secret: c.Secret}
+	}
+	ids, bsky := identifiers(cfg, hc)
+	r, err := connection.NewRefresher(connection.RefresherConfig{
+		Store:                  connection.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Vault:                  v,
+		OAuth:                  oauth.New(oauth.Config{Clients: clients, BaseURL: cfg.PlatformBaseURL, HTTPClient: hc}),
+		Bluesky:                bsky,
+		Identifiers:            ids,
+		RefreshWindow:          cfg.RefreshWindow,
+		MetaRefreshWindow:      cfg.MetaRefreshWindow,
+		LinkedInExpiringWindow: cfg.LinkedInExpiringWindow,
+		Logger:                 log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &handler{refresher: r, log: log}, log, nil
+}
+
+// identifiers builds every adapter's "who am I" (pointed at the simulator's
+// prefixes when POSSE_PLATFORM_BASE_URL is set) and returns the Bluesky
+// adapter, which also refreshes sessions.
+func identifiers(cfg posseconfig.Config, hc *http.Client) (map[platform.Name]platform.Identifier, *bluesky.Adapter) {
+	b := func(p platform.Name) string { return platformBase(cfg, p) }
+	bsky := bluesky.New(bluesky.Config{BaseURL: b(platform.Bluesky)}, hc, nil)
+	return map[platform.Name]platform.Identifier{
+		platform.X:         x.New(x.Config{BaseURL: b(platform.X)}, hc, nil),
+		platform.LinkedIn:  linkedin.New(linkedin.Config{BaseURL: b(platform.LinkedIn)}, hc, nil),
+		platform.Facebook:  facebook.New(facebook.Config{GraphURL: b(platform.Facebook)}, hc, nil),
+		platform.Instagram: instagram.New(instagram.Config{GraphURL: b(platform.Instagram)}, hc, nil),
+		platform.Threads:   threads.New(threads.Config{BaseURL: b(platform.Threads)}, hc, nil),
+		platform.TikTok:    tiktok.New(tiktok.Config{BaseURL: b(platform.TikTok)}, hc, nil),
+		platform.Bluesky:   bsky,
+		platform.Mastodon:  mastodon.New(mastodon.Config{}, hc, nil),
+	}, bsky
+}
+
+// platformBase is the simulator's prefix for p when POSSE_PLATFORM_BASE_URL
+// is set, else "" (the adapter's default).
+func platformBase(cfg posseconfig.Config, p platform.Name) string {
+	if cfg.PlatformBaseURL == "" {
+		return ""
+	}
+	return cfg.PlatformBaseURL + "/" + string(p)
+}

@@ -39,6 +39,8 @@ import (
 	"github.com/posse-dev/posse/infra/local/lambdaenv"
 	"github.com/posse-dev/posse/infra/local/moto"
 	"github.com/posse-dev/posse/infra/local/samtemplate"
+	"github.com/posse-dev/posse/infra/platformsim"
+	posseconfig "github.com/posse-dev/posse/shared/config"
 )
 
 func main() {
@@ -245,6 +247,14 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 		}
 	}()
 	simURL := "http://127.0.0.1:" + strconv.Itoa(o.simPort)
+	clients, clientEnv, err := localOAuthClients()
+	if err != nil {
+		return err
+	}
+	extraEnv := append([]string{
+		"POSSE_PLATFORM_BASE_URL=" + simURL,
+		"POSSE_PUBLIC_URL=http://127.0.0.1:" + strconv.Itoa(o.gatewayPort),
+	}, clientEnv...)
 	r := newRunner(runnerConfig{
 		Root:         root,
 		Template:     tpl,
@@ -255,7 +265,8 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 		LogDir:       logDir,
 		RIE:          rie,
 		Instances:    o.instances,
-		ExtraEnv:     append([]string{"POSSE_PLATFORM_BASE_URL=" + simURL}, o.fnEnv...),
+		ExtraEnv:     append(extraEnv, o.fnEnv...),
+		OAuthClients: clients,
 		GatewayAddr:  "127.0.0.1:" + strconv.Itoa(o.gatewayPort),
 		SimAddr:      "127.0.0.1:" + strconv.Itoa(o.simPort),
 		Logger:       log,
@@ -289,6 +300,26 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// localOAuthClients makes an OAuth app for every OAuth platform, new on
+// every start: the simulator accepts exactly these, and the functions get
+// them as POSSE_<PLATFORM>_CLIENT_ID / _SECRET, so the whole connect flow
+// runs locally with no secret on disk.
+func localOAuthClients() (map[string]platformsim.Client, []string, error) {
+	clients := map[string]platformsim.Client{}
+	var env []string
+	for _, p := range posseconfig.OAuthPlatforms {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, nil, fmt.Errorf("generate OAuth client secret: %w", err)
+		}
+		c := platformsim.Client{ID: "posse-local-" + p, Secret: base64.RawURLEncoding.EncodeToString(b)}
+		clients[p] = c
+		up := strings.ToUpper(p)
+		env = append(env, "POSSE_"+up+"_CLIENT_ID="+c.ID, "POSSE_"+up+"_CLIENT_SECRET="+c.Secret)
+	}
+	return clients, env, nil
 }
 
 // newAdminKey returns a fresh admin key and its lowercase hex SHA-256.

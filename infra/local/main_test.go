@@ -114,45 +114,9 @@ func TestCommandRunsAndStops(t *testing.T) {
 	state := t.TempDir()
 	gw, mt, sim := freePort(t), freePort(t), freePort(t)
 	for run := 1; run <= 2; run++ {
-		cmd := exec.Command(bin, "-template", filepath.Join("testdata", "template.yaml"), "-env", "e2e", "-instances", "1",
+		l := launch(t, bin, "-template", filepath.Join("testdata", "template.yaml"), "-env", "e2e", "-instances", "1",
 			"-gateway-port", strconv.Itoa(gw), "-moto-port", strconv.Itoa(mt), "-sim-port", strconv.Itoa(sim), "-state-dir", state)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr syncBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		ready := make(chan map[string]string, 1)
-		go func() {
-			info := map[string]string{}
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-					info[m[1]] = m[2]
-				}
-				if strings.HasPrefix(strings.TrimSpace(sc.Text()), "curl ") {
-					info["curl"] = strings.TrimSpace(sc.Text())
-				}
-				if strings.HasPrefix(sc.Text(), "Press Ctrl+C") {
-					ready <- info
-				}
-			}
-			_, _ = io.Copy(io.Discard, stdout)
-			exited <- cmd.Wait()
-		}()
-		var info map[string]string
-		select {
-		case info = <-ready:
-		case err := <-exited:
-			t.Fatalf("run %d exited before it was ready: %v\n%s", run, err, stderr.String())
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Kill()
-			t.Fatalf("run %d not ready within 2 minutes:\n%s", run, stderr.String())
-		}
+		cmd, info, exited, stderr := l.cmd, l.info, l.exited, l.stderr
 		api := "http://127.0.0.1:" + strconv.Itoa(gw) + "/v1"
 		checks := map[string]string{
 			"API URL": api, "Site id": "site_echo", "Site API key": "posse_sk_echo_site_echo",
@@ -210,6 +174,73 @@ func TestCommandRunsAndStops(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
+	}
+}
+
+// launched is the command, started and ready.
+type launched struct {
+	cmd    *exec.Cmd
+	info   map[string]string // the ready block: "API URL", "Site API key", ...
+	exited chan error
+	stderr *syncBuffer
+}
+
+// launch starts the command and waits for its ready block.
+func launch(t *testing.T, bin string, args ...string) launched {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := launched{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
+	cmd.Stderr = l.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan map[string]string, 1)
+	go func() {
+		info := map[string]string{}
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
+				info[m[1]] = m[2]
+			}
+			if strings.HasPrefix(strings.TrimSpace(sc.Text()), "curl ") {
+				info["curl"] = strings.TrimSpace(sc.Text())
+			}
+			if strings.HasPrefix(sc.Text(), "Press Ctrl+C") {
+				ready <- info
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		l.exited <- cmd.Wait()
+	}()
+	select {
+	case l.info = <-ready:
+	case err := <-l.exited:
+		t.Fatalf("the command exited before it was ready: %v\n%s", err, l.stderr.String())
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the command was not ready within 3 minutes:\n%s", l.stderr.String())
+	}
+	return l
+}
+
+// stop sends SIGINT and waits for a clean exit.
+func (l launched) stop(t *testing.T) {
+	t.Helper()
+	if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-l.exited:
+		if err != nil {
+			t.Errorf("exit after SIGINT: %v\n%s", err, l.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = l.cmd.Process.Kill()
+		t.Fatalf("did not stop within 30 s of SIGINT")
 	}
 }
 

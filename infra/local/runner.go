@@ -51,6 +51,8 @@ type runnerConfig struct {
 	Instances int
 	// ExtraEnv is added to every function's environment (KEY=VALUE).
 	ExtraEnv []string
+	// OAuthClients are the OAuth apps the simulator accepts, by platform.
+	OAuthClients map[string]platformsim.Client
 	// GatewayAddr and SimAddr are the listen addresses (port 0: any free).
 	GatewayAddr string
 	SimAddr     string
@@ -124,7 +126,7 @@ func (r *runner) startSimulator() error {
 		return fmt.Errorf("listen for the platform simulator: %w", err)
 	}
 	r.simURL = "http://" + l.Addr().String()
-	sim := platformsim.New(platformsim.Options{})
+	sim := platformsim.New(platformsim.Options{Clients: r.cfg.OAuthClients})
 	sim.SetPublicURL(r.simURL)
 	r.sim = &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	r.wg.Add(1)

@@ -95,14 +95,14 @@ func bskyErr(w http.ResponseWriter, status int, name, msg string) {
 func (s *Server) bskyJWT(typ, scope, did string, exp time.Time) string {
 	enc := base64.RawURLEncoding
 	h, _ := json.Marshal(map[string]string{"typ": typ, "alg": "ES256K"})
-	p, _ := json.Marshal(map[string]any{"scope": scope, "sub": did, "iat": s.now().Unix(), "exp": exp.Unix(), "jti": tbm.hex(16)})
-	return enc.EncodeToString(h) + "." + enc.EncodeToString(p) + "." + tbm.b64(64)
+	p, _ := json.Marshal(map[string]any{"scope": scope, "sub": did, "iat": s.now().Unix(), "exp": exp.Unix(), "jti": randHex(16)})
+	return enc.EncodeToString(h) + "." + enc.EncodeToString(p) + "." + randB64(64)
 }
 
 // bskyTID returns a fresh timestamp identifier.
 func (s *Server) bskyTID() string {
 	const alphabet = "234567abcdefghijklmnopqrstuvwxyz"
-	clockID, _ := strconv.ParseUint(tbm.hex(2), 16, 64)
+	clockID, _ := strconv.ParseUint(randHex(2), 16, 64)
 	v := uint64(s.now().UnixMicro())<<10 | clockID%1024
 	v &^= 1 << 63
 	b := make([]byte, 13)
@@ -115,7 +115,7 @@ func (s *Server) bskyTID() string {
 
 // bskyCID returns a CID-shaped random string with the given multibase prefix.
 func (s *Server) bskyCID(prefix string) string {
-	return prefix + strings.ToLower(bskyCIDEncoding.EncodeToString([]byte(tbm.hex(16))))
+	return prefix + strings.ToLower(bskyCIDEncoding.EncodeToString([]byte(randHex(16))))
 }
 
 func (s *Server) bskyRateHeaders(w http.ResponseWriter, limit, remaining int, window time.Duration, reset time.Time) {
@@ -132,15 +132,11 @@ func (s *Server) bskyGenericFault(w http.ResponseWriter) bool {
 		return false
 	}
 	if f.Kind == FaultRateLimit {
-		s.bskyRateHeaders(w, 5000, 0, time.Hour, s.now().Add(time.Duration(f.ResetSeconds)*time.Second))
+		s.bskyRateHeaders(w, 5000, 0, time.Hour, s.now().Add(f.resetAfter()))
 		bskyErr(w, http.StatusTooManyRequests, "RateLimitExceeded", "Rate Limit Exceeded")
 		return true
 	}
-	st := f.Status
-	if st == 0 {
-		st = http.StatusInternalServerError
-	}
-	bskyErr(w, st, "InternalServerError", "Internal Server Error")
+	bskyErr(w, f.status(http.StatusInternalServerError), "InternalServerError", "Internal Server Error")
 	return true
 }
 
@@ -171,7 +167,7 @@ func (s *Server) bskyDIDDoc(a *Account) map[string]any {
 
 // bskyAuth authenticates an access JWT and applies the generic faults.
 func (s *Server) bskyAuth(w http.ResponseWriter, r *http.Request) *Account {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	tok := bearer(r)
 	if tok == "" {
 		bskyErr(w, http.StatusUnauthorized, "AuthenticationRequired", "Authentication Required")
@@ -225,7 +221,7 @@ func (s *Server) bskyIssue(a *Account) map[string]any {
 }
 
 func (s *Server) bskyCreateSession(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	if s.bskyGenericFault(w) {
 		return
 	}
@@ -248,7 +244,7 @@ func (s *Server) bskyCreateSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bskyRefreshSession(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	tok := bearer(r)
 	if s.takeFault(bskyName, FaultInvalidGrant) != nil {
 		bskyErr(w, http.StatusBadRequest, "ExpiredToken", "Token has been revoked")
@@ -319,7 +315,7 @@ func (s *Server) bskyGetSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bskyResolveHandle(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	a := s.bskyByIdentifier(r.URL.Query().Get("handle"))
 	if a == nil || strings.HasPrefix(r.URL.Query().Get("handle"), "did:") {
 		bskyErr(w, http.StatusBadRequest, "InvalidRequest", "Unable to resolve handle")
@@ -605,7 +601,7 @@ func (s *Server) bskyCreateRecord(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bskyGetRecord(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	if s.bskyGenericFault(w) {
 		return
 	}
@@ -625,7 +621,7 @@ func (s *Server) bskyGetRecord(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bskyUploadVideo(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	tok := bearer(r)
 	var svc *bskyServiceToken
 	s.with(func(st map[string]any) { svc, _ = st["bluesky|svc|"+tok].(*bskyServiceToken) })
@@ -647,7 +643,7 @@ func (s *Server) bskyUploadVideo(w http.ResponseWriter, r *http.Request) {
 		bskyErr(w, http.StatusBadRequest, "InvalidRequest", "video is empty or too large")
 		return
 	}
-	job := &bskyJob{ID: tbm.hex(8), DID: svc.DID, Blob: s.bskyStoreBlob(svc.DID, ct, len(body)),
+	job := &bskyJob{ID: randHex(8), DID: svc.DID, Blob: s.bskyStoreBlob(svc.DID, ct, len(body)),
 		Failed: s.takeFault(bskyName, FaultMediaFetch) != nil}
 	s.with(func(st map[string]any) { st["bluesky|job|"+job.ID] = job })
 	s.count(bskyName, "upload_video")
@@ -656,7 +652,7 @@ func (s *Server) bskyUploadVideo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bskyGetJobStatus(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, bskyName)
+	slowFault(s, r, bskyName)
 	id := r.URL.Query().Get("jobId")
 	var job *bskyJob
 	var polls int

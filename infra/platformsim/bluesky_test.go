@@ -10,9 +10,9 @@ import (
 
 func TestBlueskySessions(t *testing.T) {
 	t.Parallel()
-	sim, srv, c := mastoSim(t)
+	sim, c := startSim(t)
 	sim.AddAccount(platformsim.Account{Platform: "bluesky", ID: "did:plc:carol234567", Handle: "carol.test", Password: "pw-1"})
-	x := srv.URL + "/bluesky/xrpc/"
+	x := sim.URL + "/bluesky/xrpc/"
 	call := func(method, nsid, tok, body string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(method, x+nsid, strings.NewReader(body))
@@ -30,7 +30,7 @@ func TestBlueskySessions(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode, nil
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 
 	st, m := call(http.MethodPost, "com.atproto.server.createSession", "", `{"identifier":"carol.test","password":"nope"}`)

@@ -76,7 +76,7 @@ func (s *Server) routesFacebook() {
 // fbVersion checks the version segment; Graph answers unknown paths 400.
 func fbVersion(w http.ResponseWriter, r *http.Request) bool {
 	if !fbVersionPattern.MatchString(r.PathValue("version")) {
-		xlfi.graphError(w, graphErr{Code: 2500, Message: "Unknown path components: /" + r.PathValue("version")})
+		graphError(w, graphErr{Code: 2500, Message: "Unknown path components: /" + r.PathValue("version")})
 		return false
 	}
 	return true
@@ -91,25 +91,25 @@ func (s *Server) fbIsUser(id string) bool {
 
 // fbInvalidToken answers an unknown or dead token.
 func fbInvalidToken(w http.ResponseWriter) {
-	xlfi.graphError(w, graphErr{Code: 190, Message: "Invalid OAuth access token - Cannot parse access token"})
+	graphError(w, graphErr{Code: 190, Message: "Invalid OAuth access token - Cannot parse access token"})
 }
 
 // fbCaller authenticates a Graph call and applies the generic faults. It
 // returns nil when it already answered.
 func (s *Server) fbCaller(w http.ResponseWriter, r *http.Request, p url.Values, objectID string, write bool) *Account {
-	tbm.slow(s, r, fbName)
+	slowFault(s, r, fbName)
 	if !fbVersion(w, r) {
 		return nil
 	}
-	if xlfi.graphFaults(s, w, fbName, objectID, "pages", 80001, fbThrottleMsg, write) {
+	if graphFaults(s, w, fbName, objectID, "pages", 80001, fbThrottleMsg, write) {
 		return nil
 	}
-	a, ok := s.accountByToken(fbName, xlfi.graphToken(r, p))
+	a, ok := s.accountByToken(fbName, graphToken(r, p))
 	if !ok {
 		fbInvalidToken(w)
 		return nil
 	}
-	xlfi.graphBUC(w, objectID, "pages", 0)
+	graphBUC(w, objectID, "pages", 0)
 	return a
 }
 
@@ -121,7 +121,7 @@ func (s *Server) fbPageCaller(w http.ResponseWriter, r *http.Request, p url.Valu
 		return nil
 	}
 	if a.ID != pageID || s.fbIsUser(a.ID) {
-		xlfi.graphError(w, graphErr{Code: 200, Message: "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission"})
+		graphError(w, graphErr{Code: 200, Message: "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission"})
 		return nil
 	}
 	return a
@@ -134,7 +134,7 @@ func (s *Server) fbDialog(w http.ResponseWriter, r *http.Request) {
 	if !fbVersion(w, r) {
 		return
 	}
-	if !xlfi.knownClientID(s, fbName, q.Get("client_id")) || q.Get("redirect_uri") == "" {
+	if !clientIDOK(s, fbName, q.Get("client_id")) || q.Get("redirect_uri") == "" {
 		http.Error(w, "Invalid App ID: The provided app ID does not look like a valid app ID, or the redirect_uri is missing.", http.StatusBadRequest)
 		return
 	}
@@ -143,21 +143,17 @@ func (s *Server) fbDialog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.takeFault(fbName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{
 			"error": {"access_denied"}, "error_code": {"200"}, "error_description": {"Permissions error"},
 			"error_reason": {"user_denied"}, "state": {q.Get("state")},
 		}, "_=_")
 		return
 	}
-	u := tbm.clientAccount(s, fbName, q.Get("client_id"), "Sim User ", func() string { return tbm.digits(15) })
+	u := clientAccount(s, fbName, q.Get("client_id"), "Sim User ", func() string { return randDigits(15) })
 	s.fbEnsurePage(u)
-	code := xlfi.issueCode(s, fbName, xlfiCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+	code := issueCode(s, fbName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: u.ID, Scope: q.Get("scope")})
-	params := url.Values{"code": {code}}
-	if st := q.Get("state"); st != "" {
-		params.Set("state", st)
-	}
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), params, "_=_")
+	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "_=_")
 }
 
 // fbEnsurePage gives user u one Page (an account with a never-expiring Page
@@ -166,7 +162,7 @@ func (s *Server) fbEnsurePage(u *Account) {
 	if s.fbIsUser(u.ID) {
 		return
 	}
-	page := Account{Platform: fbName, ID: tbm.digits(15), AccessToken: "EAAP" + tbm.b64(48)}
+	page := Account{Platform: fbName, ID: randDigits(15), AccessToken: "EAAP" + randB64(48)}
 	page.Handle = "Sim Page " + page.ID[len(page.ID)-4:]
 	s.AddAccount(page)
 	s.with(func(st map[string]any) { st["facebook|user|"+u.ID] = &fbUser{Pages: []string{page.ID}} })
@@ -178,37 +174,33 @@ func (s *Server) fbAccessToken(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if !s.checkClient(fbName, q.Get("client_id"), q.Get("client_secret")) {
-		xlfi.graphError(w, graphErr{Code: 1, Message: "Error validating client secret."})
+		graphError(w, graphErr{Code: 1, Message: "Error validating client secret."})
 		return
 	}
 	if q.Get("grant_type") == "fb_exchange_token" {
 		s.count(fbName, "token_exchange")
 		u, ok := s.accountByToken(fbName, q.Get("fb_exchange_token"))
 		if s.takeFault(fbName, FaultInvalidGrant) != nil || !ok || !s.fbIsUser(u.ID) {
-			xlfi.graphError(w, graphErr{Code: 190, Message: "Invalid OAuth access token - Cannot parse access token"})
+			graphError(w, graphErr{Code: 190, Message: "Invalid OAuth access token - Cannot parse access token"})
 			return
 		}
-		tok := "EAAL" + tbm.b64(48)
+		tok := "EAAL" + randB64(48)
 		s.setToken(u, tok, s.now().Add(fbLongTTL))
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(fbLongTTL.Seconds())})
 		return
 	}
-	c, ok := xlfi.redeemCode(s, fbName, q.Get("code"), q.Get("client_id"), q.Get("redirect_uri"), fbCodeTTL)
-	var u *Account
-	if ok {
-		u, ok = s.accountByID(fbName, c.AccountID)
-	}
+	_, u, ok := redeemCodeAccount(s, fbName, q.Get("code"), q.Get("client_id"), q.Get("redirect_uri"), fbCodeTTL)
 	if s.takeFault(fbName, FaultInvalidGrant) != nil || !ok {
-		xlfi.graphError(w, graphErr{Code: 100, Subcode: 36009, Message: "This authorization code has been used, has expired or does not match the redirect_uri."})
+		graphError(w, graphErr{Code: 100, Subcode: 36009, Message: "This authorization code has been used, has expired or does not match the redirect_uri."})
 		return
 	}
-	tok := "EAAS" + tbm.b64(48)
+	tok := "EAAS" + randB64(48)
 	s.setToken(u, tok, s.now().Add(fbShortTTL))
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(fbShortTTL.Seconds())})
 }
 
 func (s *Server) fbMe(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.fbCaller(w, r, p, "me", false)
 	if a == nil {
 		return
@@ -217,7 +209,7 @@ func (s *Server) fbMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fbMeAccounts(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	u := s.fbCaller(w, r, p, "me", false)
 	if u == nil {
 		return
@@ -225,7 +217,7 @@ func (s *Server) fbMeAccounts(w http.ResponseWriter, r *http.Request) {
 	var usr *fbUser
 	s.with(func(st map[string]any) { usr, _ = st["facebook|user|"+u.ID].(*fbUser) })
 	if usr == nil {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) Tried accessing nonexisting field (accounts) on node type (Page)"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) Tried accessing nonexisting field (accounts) on node type (Page)"})
 		return
 	}
 	data := []map[string]any{}
@@ -249,7 +241,7 @@ func (s *Server) fbMeAccounts(w http.ResponseWriter, r *http.Request) {
 // fbCreatePost records a Page post and applies timeout_after_create. It
 // reports whether the caller may still answer.
 func (s *Server) fbCreatePost(w http.ResponseWriter, page *Account, message string, media []string, extra map[string]string) (*fbPost, bool) {
-	postPart := tbm.digits(16)
+	postPart := randDigits(16)
 	p := &fbPost{ID: page.ID + "_" + postPart, PageID: page.ID, Message: message, Created: s.now().UTC(),
 		Permalink: "https://www.facebook.com/" + page.ID + "/posts/" + postPart}
 	s.record(Post{Platform: fbName, ID: p.ID, URL: p.Permalink, AccountID: page.ID, Text: message, Media: media, Extra: extra})
@@ -269,7 +261,7 @@ func (s *Server) fbCreatePost(w http.ResponseWriter, page *Account, message stri
 // Page's previous post (Graph error 506), or a duplicate fault.
 func (s *Server) fbCheckMessage(w http.ResponseWriter, pageID, message string) bool {
 	if text.Count(platform.CountUTF16, message) > fbTextLimit {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) Param message must be at most " + strconv.Itoa(fbTextLimit) + " characters long"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) Param message must be at most " + strconv.Itoa(fbTextLimit) + " characters long"})
 		return false
 	}
 	dup := s.takeFault(fbName, FaultDuplicate) != nil
@@ -280,7 +272,7 @@ func (s *Server) fbCheckMessage(w http.ResponseWriter, pageID, message string) b
 		})
 	}
 	if dup {
-		xlfi.graphError(w, graphErr{Code: 506, Message: "(#506) Duplicate status message",
+		graphError(w, graphErr{Code: 506, Message: "(#506) Duplicate status message",
 			UserTitle: "Duplicate post", UserMsg: "This status update is identical to the last one you posted."})
 		return false
 	}
@@ -288,7 +280,7 @@ func (s *Server) fbCheckMessage(w http.ResponseWriter, pageID, message string) b
 }
 
 func (s *Server) fbPublishFeed(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	page := s.fbPageCaller(w, r, p, true)
 	if page == nil {
 		return
@@ -296,16 +288,16 @@ func (s *Server) fbPublishFeed(w http.ResponseWriter, r *http.Request) {
 	message, link := p.Get("message"), p.Get("link")
 	ids, ok := fbAttachedMedia(p)
 	if !ok {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) param attached_media must be an array of {\"media_fbid\": id} objects"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) param attached_media must be an array of {\"media_fbid\": id} objects"})
 		return
 	}
 	if message == "" && link == "" && len(ids) == 0 {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) Missing message or attachment"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) Missing message or attachment"})
 		return
 	}
 	if link != "" {
 		if u, err := url.Parse(link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) The parameter link is not a valid URL"})
+			graphError(w, graphErr{Code: 100, Message: "(#100) The parameter link is not a valid URL"})
 			return
 		}
 	}
@@ -320,7 +312,7 @@ func (s *Server) fbPublishFeed(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if bad != "" {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) param attached_media has an invalid media_fbid: " + bad})
+		graphError(w, graphErr{Code: 100, Message: "(#100) param attached_media has an invalid media_fbid: " + bad})
 		return
 	}
 	if !s.fbCheckMessage(w, page.ID, message) {
@@ -386,7 +378,7 @@ func (s *Server) fbFetch(r *http.Request, rawURL, kind string, max int64) bool {
 	}
 	var body []byte
 	if rawURL != "" {
-		b, _, err := tbm.fetch(r.Context(), rawURL, max)
+		b, _, err := fetchMedia(r.Context(), rawURL, max)
 		if err != nil {
 			return false
 		}
@@ -401,11 +393,11 @@ func (s *Server) fbFetch(r *http.Request, rawURL, kind string, max int64) bool {
 		n, _ := f.Read(buf)
 		body = buf[:n]
 	}
-	return len(body) > 0 && xlfi.mediaKind(xlfi.sniff(body)) == kind
+	return len(body) > 0 && mediaKind(sniff(body)) == kind
 }
 
 func (s *Server) fbPublishPhoto(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	page := s.fbPageCaller(w, r, p, true)
 	if page == nil {
 		return
@@ -415,7 +407,7 @@ func (s *Server) fbPublishPhoto(w http.ResponseWriter, r *http.Request) {
 		message = p.Get("message")
 	}
 	if p.Get("url") == "" && r.MultipartForm == nil {
-		xlfi.graphError(w, graphErr{Code: 324, Message: "(#324) Requires upload file"})
+		graphError(w, graphErr{Code: 324, Message: "(#324) Requires upload file"})
 		return
 	}
 	published := p.Get("published") != "false"
@@ -423,10 +415,10 @@ func (s *Server) fbPublishPhoto(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.fbFetch(r, p.Get("url"), "image", fbMaxImageBytes) {
-		xlfi.graphError(w, graphErr{Code: 324, Message: "(#324) Missing or invalid image file"})
+		graphError(w, graphErr{Code: 324, Message: "(#324) Missing or invalid image file"})
 		return
 	}
-	o := &fbObject{ID: tbm.digits(16), PageID: page.ID, Kind: "photo", Published: published}
+	o := &fbObject{ID: randDigits(16), PageID: page.ID, Kind: "photo", Published: published}
 	s.with(func(st map[string]any) { st["facebook|object|"+o.ID] = o })
 	if !published {
 		writeJSON(w, http.StatusOK, map[string]string{"id": o.ID})
@@ -440,13 +432,13 @@ func (s *Server) fbPublishPhoto(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fbPublishVideo(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	page := s.fbPageCaller(w, r, p, true)
 	if page == nil {
 		return
 	}
 	if p.Get("file_url") == "" && r.MultipartForm == nil {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) Either file_url or source is required"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) Either file_url or source is required"})
 		return
 	}
 	message := p.Get("description")
@@ -454,10 +446,10 @@ func (s *Server) fbPublishVideo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.fbFetch(r, p.Get("file_url"), "video", fbMaxVideoBytes) {
-		xlfi.graphError(w, graphErr{Code: 389, Message: "Unable to fetch video file from URL."})
+		graphError(w, graphErr{Code: 389, Message: "Unable to fetch video file from URL."})
 		return
 	}
-	o := &fbObject{ID: tbm.digits(16), PageID: page.ID, Kind: "video", Published: true}
+	o := &fbObject{ID: randDigits(16), PageID: page.ID, Kind: "video", Published: true}
 	s.with(func(st map[string]any) { st["facebook|object|"+o.ID] = o })
 	post, ok := s.fbCreatePost(w, page, message, []string{o.ID}, map[string]string{"video_id": o.ID, "title": p.Get("title")})
 	s.with(func(map[string]any) { o.PostID = post.ID })
@@ -471,7 +463,7 @@ func (s *Server) fbPublishVideo(w http.ResponseWriter, r *http.Request) {
 // fbListPosts lists a Page's posts, newest first, honouring since (Unix
 // seconds) and limit.
 func (s *Server) fbListPosts(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	page := s.fbPageCaller(w, r, p, false)
 	if page == nil {
 		return
@@ -488,7 +480,7 @@ func (s *Server) fbListPosts(w http.ResponseWriter, r *http.Request) {
 			if list[i].Created.Unix() < since {
 				continue
 			}
-			it := map[string]any{"id": list[i].ID, "created_time": xlfi.graphTime(list[i].Created), "permalink_url": list[i].Permalink}
+			it := map[string]any{"id": list[i].ID, "created_time": graphTime(list[i].Created), "permalink_url": list[i].Permalink}
 			if list[i].Message != "" {
 				it["message"] = list[i].Message
 			}
@@ -500,7 +492,7 @@ func (s *Server) fbListPosts(w http.ResponseWriter, r *http.Request) {
 
 // fbNode reads one object: a post, photo, video or Page.
 func (s *Server) fbNode(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	id := r.PathValue("id")
 	a := s.fbCaller(w, r, p, id, false)
 	if a == nil {
@@ -509,7 +501,7 @@ func (s *Server) fbNode(w http.ResponseWriter, r *http.Request) {
 	var out map[string]any
 	s.with(func(st map[string]any) {
 		if post, _ := st["facebook|post|"+id].(*fbPost); post != nil && post.PageID == a.ID {
-			out = map[string]any{"id": post.ID, "message": post.Message, "created_time": xlfi.graphTime(post.Created), "permalink_url": post.Permalink}
+			out = map[string]any{"id": post.ID, "message": post.Message, "created_time": graphTime(post.Created), "permalink_url": post.Permalink}
 		} else if o, _ := st["facebook|object|"+id].(*fbObject); o != nil && o.PageID == a.ID {
 			out = map[string]any{"id": o.ID}
 			if o.Kind == "video" {
@@ -526,7 +518,7 @@ func (s *Server) fbNode(w http.ResponseWriter, r *http.Request) {
 		out = map[string]any{"id": a.ID, "name": a.Handle}
 	}
 	if out == nil {
-		xlfi.graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported get request. Object with ID '" + id +
+		graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported get request. Object with ID '" + id +
 			"' does not exist, cannot be loaded due to missing permissions, or does not support this operation."})
 		return
 	}

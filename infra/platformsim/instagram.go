@@ -95,26 +95,26 @@ func igOAuthError(w http.ResponseWriter, msg string) {
 // igCaller authenticates a Graph call and applies the generic faults; it
 // returns nil when it already answered.
 func (s *Server) igCaller(w http.ResponseWriter, r *http.Request, p url.Values, write bool) *Account {
-	tbm.slow(s, r, igName)
+	slowFault(s, r, igName)
 	if !fbVersion(w, r) {
 		return nil
 	}
-	if xlfi.graphFaults(s, w, igName, r.PathValue("id"), "instagram", 80002, igThrottleMsg, write) {
+	if graphFaults(s, w, igName, r.PathValue("id"), "instagram", 80002, igThrottleMsg, write) {
 		return nil
 	}
-	a, ok := s.accountByToken(igName, xlfi.graphToken(r, p))
+	a, ok := s.accountByToken(igName, graphToken(r, p))
 	if !ok {
 		fbInvalidToken(w)
 		return nil
 	}
-	xlfi.graphBUC(w, a.ID, "instagram", 0)
+	graphBUC(w, a.ID, "instagram", 0)
 	return a
 }
 
 // igOwnUser checks that the path's user id is the token's account.
 func igOwnUser(w http.ResponseWriter, r *http.Request, a *Account) bool {
 	if r.PathValue("id") != a.ID {
-		xlfi.graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported post request. Object with ID '" + r.PathValue("id") +
+		graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported post request. Object with ID '" + r.PathValue("id") +
 			"' does not exist, cannot be loaded due to missing permissions, or does not support this operation."})
 		return false
 	}
@@ -125,28 +125,24 @@ func igOwnUser(w http.ResponseWriter, r *http.Request, a *Account) bool {
 
 func (s *Server) igAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("response_type") != "code" || !xlfi.knownClientID(s, igName, q.Get("client_id")) ||
+	if q.Get("response_type") != "code" || !clientIDOK(s, igName, q.Get("client_id")) ||
 		q.Get("redirect_uri") == "" || q.Get("scope") == "" {
 		http.Error(w, "Invalid request: client_id, redirect_uri, scope and response_type=code are required.", http.StatusBadRequest)
 		return
 	}
 	if s.takeFault(igName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{
 			"error": {"access_denied"}, "error_reason": {"user_denied"},
 			"error_description": {"The user denied your request."}, "state": {q.Get("state")},
 		}, "")
 		return
 	}
-	a := tbm.clientAccount(s, igName, q.Get("client_id"), "sim_ig_", func() string { return "1784" + tbm.digits(igUserIDDigits-4) })
-	code := xlfi.issueCode(s, igName, xlfiCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+	a := clientAccount(s, igName, q.Get("client_id"), "sim_ig_", func() string { return "1784" + randDigits(igUserIDDigits-4) })
+	code := issueCode(s, igName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope")})
 	// Instagram hands the code back with "#_" on its end; callbacks must
 	// strip it before the exchange.
-	params := url.Values{"code": {code + igCodeSuffix}}
-	if st := q.Get("state"); st != "" {
-		params.Set("state", st)
-	}
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), params, "")
+	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code+igCodeSuffix, q.Get("state")), "")
 }
 
 func (s *Server) igCodeExchange(w http.ResponseWriter, r *http.Request) {
@@ -163,16 +159,12 @@ func (s *Server) igCodeExchange(w http.ResponseWriter, r *http.Request) {
 		igOAuthError(w, "Invalid grant_type")
 		return
 	}
-	c, ok := xlfi.redeemCode(s, igName, p.Get("code"), p.Get("client_id"), p.Get("redirect_uri"), igCodeTTL)
-	var a *Account
-	if ok {
-		a, ok = s.accountByID(igName, c.AccountID)
-	}
+	_, a, ok := redeemCodeAccount(s, igName, p.Get("code"), p.Get("client_id"), p.Get("redirect_uri"), igCodeTTL)
 	if s.takeFault(igName, FaultInvalidGrant) != nil || !ok {
 		igOAuthError(w, "Invalid authorization code")
 		return
 	}
-	tok := "IGQW" + tbm.b64(48)
+	tok := "IGQW" + randB64(48)
 	s.igSetToken(a, tok, igShortTTL)
 	// user_id is a JSON number here, too large for a float64 to hold exactly.
 	body := `{"access_token":` + strconv.Quote(tok) + `,"user_id":` + a.ID +
@@ -195,13 +187,13 @@ func (s *Server) igLongLived(w http.ResponseWriter, r *http.Request) {
 	a, ok := s.accountByToken(igName, q.Get("access_token"))
 	switch {
 	case q.Get("grant_type") != "ig_exchange_token":
-		xlfi.graphError(w, graphErr{Code: 100, Message: "Unsupported grant_type"})
+		graphError(w, graphErr{Code: 100, Message: "Unsupported grant_type"})
 	case q.Get("client_secret") == "" || registered && c.Secret != q.Get("client_secret"):
-		xlfi.graphError(w, graphErr{Code: 101, Message: "Error validating client secret."})
+		graphError(w, graphErr{Code: 101, Message: "Error validating client secret."})
 	case s.takeFault(igName, FaultInvalidGrant) != nil, !ok:
 		fbInvalidToken(w)
 	default:
-		tok := "IGAA" + tbm.b64(64)
+		tok := "IGAA" + randB64(64)
 		s.igSetToken(a, tok, igLongTTL)
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(igLongTTL.Seconds())})
 	}
@@ -217,20 +209,20 @@ func (s *Server) igRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case q.Get("grant_type") != "ig_refresh_token":
-		xlfi.graphError(w, graphErr{Code: 100, Message: "Unsupported grant_type"})
+		graphError(w, graphErr{Code: 100, Message: "Unsupported grant_type"})
 	case s.takeFault(igName, FaultInvalidGrant) != nil, !ok:
 		fbInvalidToken(w)
 	case s.now().Sub(issued) < igRefreshMinAge:
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) The access token can only be refreshed once it is at least 24 hours old"})
+		graphError(w, graphErr{Code: 100, Message: "(#100) The access token can only be refreshed once it is at least 24 hours old"})
 	default:
-		tok := "IGAA" + tbm.b64(64)
+		tok := "IGAA" + randB64(64)
 		s.igSetToken(a, tok, igLongTTL)
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(igLongTTL.Seconds())})
 	}
 }
 
 func (s *Server) igMe(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, false)
 	if a == nil {
 		return
@@ -268,14 +260,14 @@ var (
 )
 
 func (s *Server) igCreateContainer(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, true)
 	if a == nil || !igOwnUser(w, r, a) {
 		return
 	}
-	c := &igContainer{ID: "1790" + tbm.digits(13), Owner: a.ID, MediaType: strings.ToUpper(p.Get("media_type")),
+	c := &igContainer{ID: "1790" + randDigits(13), Owner: a.ID, MediaType: strings.ToUpper(p.Get("media_type")),
 		Caption: p.Get("caption"), Item: p.Get("is_carousel_item") == "true", Created: s.now(), ReadsLeft: igContainerReads}
-	bad := func(msg string) { xlfi.graphError(w, graphErr{Code: 100, Message: msg}) }
+	bad := func(msg string) { graphError(w, graphErr{Code: 100, Message: msg}) }
 	switch {
 	case text.Count(platform.CountUTF16, c.Caption) > igCaptionLimit:
 		bad("(#100) The caption must be at most 2200 characters long.")
@@ -334,7 +326,7 @@ func (s *Server) igChildrenOK(w http.ResponseWriter, a *Account, c *igContainer,
 		}
 	}
 	if n := len(c.Children); n < 2 || n > igMaxCarousel {
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) A carousel needs between 2 and 10 children."})
+		graphError(w, graphErr{Code: 100, Message: "(#100) A carousel needs between 2 and 10 children."})
 		return false
 	}
 	bad := ""
@@ -351,7 +343,7 @@ func (s *Server) igChildrenOK(w http.ResponseWriter, a *Account, c *igContainer,
 		}
 	})
 	if bad != "" {
-		xlfi.graphError(w, graphErr{Code: 100, Subcode: 2207008, Message: "(#100) Carousel child " + bad + " is not a carousel item container of this user."})
+		graphError(w, graphErr{Code: 100, Subcode: 2207008, Message: "(#100) Carousel child " + bad + " is not a carousel item container of this user."})
 		return false
 	}
 	return true
@@ -367,21 +359,21 @@ func (s *Server) igFetch(w http.ResponseWriter, r *http.Request, c *igContainer,
 	if kind == "video" {
 		max = igMaxVideoBytes
 	}
-	body, _, err := tbm.fetch(r.Context(), c.MediaURL, max)
+	body, _, err := fetchMedia(r.Context(), c.MediaURL, max)
 	failed := fault || err != nil
 	if kind == "video" {
-		if failed || xlfi.mediaKind(xlfi.sniff(body)) != "video" {
+		if failed || mediaKind(sniff(body)) != "video" {
 			c.Error = "Error: Media download has failed. The media URI doesn't meet our requirements. (2207052)"
 		}
 		return true
 	}
 	if failed {
-		xlfi.graphError(w, graphErr{Code: 9004, Subcode: 2207052, Message: "Only photo or video can be accepted as media type.",
+		graphError(w, graphErr{Code: 9004, Subcode: 2207052, Message: "Only photo or video can be accepted as media type.",
 			UserTitle: "Media download has failed.", UserMsg: "The media could not be fetched from this URI: " + c.MediaURL})
 		return false
 	}
-	if xlfi.sniff(body) != "image/jpeg" {
-		xlfi.graphError(w, graphErr{Code: 36001, Subcode: 2207005, Message: "The image format is not supported.",
+	if sniff(body) != "image/jpeg" {
+		graphError(w, graphErr{Code: 36001, Subcode: 2207005, Message: "The image format is not supported.",
 			UserTitle: "Unsupported format", UserMsg: "Only JPEG images can be published."})
 		return false
 	}
@@ -405,13 +397,13 @@ func (s *Server) igQuota(st map[string]any, owner string) (total, used int) {
 }
 
 func (s *Server) igPublish(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, true)
 	if a == nil || !igOwnUser(w, r, a) {
 		return
 	}
 	if s.takeFault(igName, FaultDuplicate) != nil {
-		xlfi.graphError(w, graphErr{Code: 4, Subcode: 2207051, Message: "Application request limit reached",
+		graphError(w, graphErr{Code: 4, Subcode: 2207051, Message: "Application request limit reached",
 			UserTitle: "Action is blocked", UserMsg: "We restrict certain activity to protect our community."})
 		return
 	}
@@ -427,28 +419,28 @@ func (s *Server) igPublish(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case c == nil || c.Owner != a.ID || c.Item:
-		xlfi.graphError(w, graphErr{Code: 24, Subcode: 2207008, Message: "The media container does not exist or does not belong to this user."})
+		graphError(w, graphErr{Code: 24, Subcode: 2207008, Message: "The media container does not exist or does not belong to this user."})
 		return
 	case status == "EXPIRED":
-		xlfi.graphError(w, graphErr{Code: -2, Subcode: 2207020, Message: "The media container has expired; create a new one."})
+		graphError(w, graphErr{Code: -2, Subcode: 2207020, Message: "The media container has expired; create a new one."})
 		return
 	case status == "IN_PROGRESS":
-		xlfi.graphError(w, graphErr{Code: 9007, Subcode: 2207027, Message: "Media ID is not available",
+		graphError(w, graphErr{Code: 9007, Subcode: 2207027, Message: "Media ID is not available",
 			UserTitle: "Media not ready for publishing", UserMsg: "The media is not ready for publishing, please wait for a moment"})
 		return
 	case status == "ERROR":
-		xlfi.graphError(w, graphErr{Code: 9007, Subcode: 2207027, Message: "The media container failed processing: " + c.Error})
+		graphError(w, graphErr{Code: 9007, Subcode: 2207027, Message: "The media container failed processing: " + c.Error})
 		return
 	case status == "PUBLISHED":
-		xlfi.graphError(w, graphErr{Code: 100, Message: "(#100) The media container was already published."})
+		graphError(w, graphErr{Code: 100, Message: "(#100) The media container was already published."})
 		return
 	case used >= total:
-		xlfi.graphError(w, graphErr{Code: 9, Subcode: 2207042, Message: "Application request limit reached",
+		graphError(w, graphErr{Code: 9, Subcode: 2207042, Message: "Application request limit reached",
 			UserTitle: "Cannot publish", UserMsg: "You reached maximum number of posts that is allowed to be published by Content Publishing API."})
 		return
 	}
-	m := &igMedia{ID: "1789" + tbm.digits(13), Owner: a.ID, Caption: c.Caption, MediaType: c.MediaType,
-		Shortcode: tbm.b64(8), Created: s.now().UTC()}
+	m := &igMedia{ID: "1789" + randDigits(13), Owner: a.ID, Caption: c.Caption, MediaType: c.MediaType,
+		Shortcode: randB64(8), Created: s.now().UTC()}
 	if m.MediaType == "REELS" {
 		m.MediaType = "VIDEO"
 	}
@@ -487,11 +479,11 @@ func igPermalink(m *igMedia) string {
 
 func igMediaJSON(m *igMedia) map[string]any {
 	return map[string]any{"id": m.ID, "caption": m.Caption, "media_type": m.MediaType, "shortcode": m.Shortcode,
-		"permalink": igPermalink(m), "timestamp": xlfi.graphTime(m.Created)}
+		"permalink": igPermalink(m), "timestamp": graphTime(m.Created)}
 }
 
 func (s *Server) igPublishingLimit(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, false)
 	if a == nil || !igOwnUser(w, r, a) {
 		return
@@ -505,7 +497,7 @@ func (s *Server) igPublishingLimit(w http.ResponseWriter, r *http.Request) {
 
 // igListMedia lists the account's published media, newest first.
 func (s *Server) igListMedia(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, false)
 	if a == nil || !igOwnUser(w, r, a) {
 		return
@@ -527,7 +519,7 @@ func (s *Server) igListMedia(w http.ResponseWriter, r *http.Request) {
 // igNode reads a container (status_code advances a pending one by a step) or
 // a published media object.
 func (s *Server) igNode(w http.ResponseWriter, r *http.Request) {
-	p := xlfi.graphParams(r)
+	p := graphParams(r)
 	a := s.igCaller(w, r, p, false)
 	if a == nil {
 		return
@@ -550,7 +542,7 @@ func (s *Server) igNode(w http.ResponseWriter, r *http.Request) {
 		out = map[string]any{"id": a.ID, "user_id": a.ID, "username": a.Handle}
 	}
 	if out == nil {
-		xlfi.graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported get request. Object with ID '" + id +
+		graphError(w, graphErr{Code: 100, Subcode: 33, Message: "Unsupported get request. Object with ID '" + id +
 			"' does not exist, cannot be loaded due to missing permissions, or does not support this operation."})
 		return
 	}

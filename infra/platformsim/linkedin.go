@@ -110,7 +110,7 @@ var liVersionPattern = regexp.MustCompile(`^(\d{4})(\d{2})(\.\d{2})?$`)
 // faults; write calls also get server_error. It returns nil when it already
 // answered.
 func (s *Server) liREST(w http.ResponseWriter, r *http.Request, write bool) *Account {
-	tbm.slow(s, r, liName)
+	slowFault(s, r, liName)
 	v := r.Header.Get("LinkedIn-Version")
 	if v == "" {
 		liError(w, http.StatusUpgradeRequired, 0, "VERSION_MISSING", "A version must be present. Please specify a version by adding the LinkedIn-Version header.")
@@ -154,7 +154,7 @@ func (s *Server) liAuth(w http.ResponseWriter, r *http.Request, write bool) *Acc
 			// LinkedIn sends no rate-limit headers: quotas reset at midnight UTC.
 			liError(w, http.StatusTooManyRequests, 101, "", "Resource level throttle limit for calls to this resource is reached.")
 		case FaultServerError:
-			st := xlfi.faultStatus(f)
+			st := f.status(http.StatusServiceUnavailable)
 			liError(w, st, 0, "", http.StatusText(st))
 		}
 		return nil
@@ -171,27 +171,23 @@ func (s *Server) liAuth(w http.ResponseWriter, r *http.Request, write bool) *Acc
 
 func (s *Server) liAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("response_type") != "code" || !xlfi.knownClientID(s, liName, q.Get("client_id")) ||
+	if q.Get("response_type") != "code" || !clientIDOK(s, liName, q.Get("client_id")) ||
 		q.Get("redirect_uri") == "" || q.Get("scope") == "" {
 		http.Error(w, "The application could not be authorized: check client_id, redirect_uri, scope and response_type.", http.StatusBadRequest)
 		return
 	}
 	if s.takeFault(liName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{
 			"error":             {"user_cancelled_authorize"},
 			"error_description": {"The user cancelled the authorization"},
 			"state":             {q.Get("state")},
 		}, "")
 		return
 	}
-	a := tbm.clientAccount(s, liName, q.Get("client_id"), "Sim Member ", func() string { return liPersonPrefix + tbm.b64(7) })
-	code := xlfi.issueCode(s, liName, xlfiCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+	a := clientAccount(s, liName, q.Get("client_id"), "Sim Member ", func() string { return liPersonPrefix + randB64(7) })
+	code := issueCode(s, liName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope")})
-	params := url.Values{"code": {code}}
-	if st := q.Get("state"); st != "" {
-		params.Set("state", st)
-	}
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), params, "")
+	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "")
 }
 
 func (s *Server) liToken(w http.ResponseWriter, r *http.Request) {
@@ -208,23 +204,19 @@ func (s *Server) liToken(w http.ResponseWriter, r *http.Request) {
 	s.with(func(st map[string]any) { partner, _ = st["linkedin|partner"].(bool) })
 	switch p.Get("grant_type") {
 	case "authorization_code":
-		c, ok := xlfi.redeemCode(s, liName, p.Get("code"), p.Get("client_id"), p.Get("redirect_uri"), liCodeTTL)
-		var a *Account
-		if ok {
-			a, ok = s.accountByID(liName, c.AccountID)
-		}
+		c, a, ok := redeemCodeAccount(s, liName, p.Get("code"), p.Get("client_id"), p.Get("redirect_uri"), liCodeTTL)
 		if s.takeFault(liName, FaultInvalidGrant) != nil || !ok {
 			xOAuthError(w, http.StatusBadRequest, "invalid_request",
 				"Unable to retrieve access token: appid/redirect uri/code verifier does not match authorization code. Or authorization code expired.")
 			return
 		}
-		access := tbm.b64(60)
+		access := randB64(60)
 		s.setToken(a, access, s.now().Add(liTokenTTL))
 		scope := strings.Join(strings.Fields(strings.ReplaceAll(c.Scope, ",", " ")), ",")
 		out := map[string]any{"access_token": access, "expires_in": int(liTokenTTL.Seconds()), "scope": scope, "token_type": "Bearer"}
 		if partner {
-			rt := tbm.b64(60)
-			xlfi.bindRefresh(s, a, rt)
+			rt := randB64(60)
+			bindRefresh(s, a, rt)
 			s.with(func(st map[string]any) { st["linkedin|rtexp|"+rt] = s.now().Add(liRefreshTTL) })
 			out["refresh_token"], out["refresh_token_expires_in"] = rt, int(liRefreshTTL.Seconds())
 		}
@@ -232,14 +224,14 @@ func (s *Server) liToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		s.count(liName, "token_refresh")
 		rt := p.Get("refresh_token")
-		a, ok := xlfi.accountByRefresh(s, liName, rt)
+		a, ok := accountByRefresh(s, liName, rt)
 		var exp time.Time
 		s.with(func(st map[string]any) { exp, _ = st["linkedin|rtexp|"+rt].(time.Time) })
 		if s.takeFault(liName, FaultInvalidGrant) != nil || !partner || !ok || !s.now().Before(exp) {
 			xOAuthError(w, http.StatusBadRequest, "invalid_grant", "The provided refresh token is invalid, expired or revoked.")
 			return
 		}
-		access := tbm.b64(60)
+		access := randB64(60)
 		s.setToken(a, access, s.now().Add(liTokenTTL))
 		// LinkedIn keeps the same refresh token and its original expiry.
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "expires_in": int(liTokenTTL.Seconds()),
@@ -250,7 +242,7 @@ func (s *Server) liToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) liUserinfo(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, liName)
+	slowFault(s, r, liName)
 	a := s.liAuth(w, r, false)
 	if a == nil {
 		return
@@ -338,7 +330,7 @@ func (s *Server) liCreatePost(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if s.takeFault(liName, FaultDuplicate) != nil && original == "" {
-		original = "urn:li:share:" + tbm.digits(19)
+		original = "urn:li:share:" + randDigits(19)
 	}
 	if original != "" {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
@@ -351,7 +343,7 @@ func (s *Server) liCreatePost(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	urn := "urn:li:share:" + tbm.digits(19)
+	urn := "urn:li:share:" + randDigits(19)
 	rendered, truncated := liRender(req.Commentary)
 	extra := map[string]string{"commentary": req.Commentary, "visibility": req.Visibility}
 	if truncated {
@@ -518,7 +510,7 @@ func (s *Server) liImagesAction(w http.ResponseWriter, r *http.Request) {
 		liError(w, http.StatusForbidden, 100, "ACCESS_DENIED", "Not enough permissions to upload for "+req.InitializeUploadRequest.Owner)
 		return
 	}
-	id := "D4E10AQ" + tbm.b64(12)
+	id := "D4E10AQ" + randB64(12)
 	as := &liAsset{URN: "urn:li:image:" + id, Kind: "image", Owner: a.ID, Status: "WAITING_UPLOAD"}
 	s.with(func(st map[string]any) {
 		st["linkedin|asset|"+as.URN] = as
@@ -557,7 +549,7 @@ func (s *Server) liVideosAction(w http.ResponseWriter, r *http.Request) {
 			liInputError(w, "INVALID_VALUE", "initializeUploadRequest/fileSizeBytes", "fileSizeBytes must be positive")
 			return
 		}
-		id := "D5605AQ" + tbm.b64(12)
+		id := "D5605AQ" + randB64(12)
 		as := &liAsset{URN: "urn:li:video:" + id, Kind: "video", Owner: a.ID, Status: "WAITING_UPLOAD"}
 		var instructions []map[string]any
 		for first := int64(0); first < in.FileSizeBytes; first += liVideoPartSize {
@@ -622,7 +614,7 @@ func (s *Server) liVideosAction(w http.ResponseWriter, r *http.Request) {
 // liUpload accepts the bytes of an image, or of one part of a video, at the
 // upload URL that initializeUpload handed out.
 func (s *Server) liUpload(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, liName)
+	slowFault(s, r, liName)
 	a := s.liAuth(w, r, true)
 	if a == nil {
 		return
@@ -640,7 +632,7 @@ func (s *Server) liUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if as.Kind == "image" {
 		fail := s.takeFault(liName, FaultMediaFetch) != nil
-		kind := xlfi.mediaKind(xlfi.sniff(body))
+		kind := mediaKind(sniff(body))
 		s.with(func(map[string]any) {
 			as.Status, as.ReadsLeft = "PROCESSING", 1
 			as.Fail = fail || kind != "image"
@@ -650,7 +642,7 @@ func (s *Server) liUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	part, err := strconv.Atoi(r.URL.Query().Get("part"))
 	problem := ""
-	etag := tbm.hex(16)
+	etag := randHex(16)
 	s.with(func(map[string]any) {
 		switch {
 		case err != nil || part < 0 || part >= len(as.Parts):

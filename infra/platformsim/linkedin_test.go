@@ -11,13 +11,13 @@ import (
 	"github.com/posse-dev/posse/infra/platformsim"
 )
 
-const xlfiLIRedirect = "https://cms.example/oauth/linkedin/callback"
+const liRedirect = "https://cms.example/oauth/linkedin/callback"
 
 // liCode runs LinkedIn's authorize page and returns a fresh code.
-func (e *xlfiEnv) liCode(t *testing.T) string {
+func (e *env) liCode(t *testing.T) string {
 	t.Helper()
 	q := e.authorize(t, "/linkedin/oauth/v2/authorization", url.Values{
-		"response_type": {"code"}, "client_id": {"li-client"}, "redirect_uri": {xlfiLIRedirect},
+		"response_type": {"code"}, "client_id": {"li-client"}, "redirect_uri": {liRedirect},
 		"scope": {"openid profile w_member_social"}, "state": {"st"},
 	})
 	if q.Get("code") == "" || q.Get("state") != "st" {
@@ -26,7 +26,7 @@ func (e *xlfiEnv) liCode(t *testing.T) string {
 	return q.Get("code")
 }
 
-func (e *xlfiEnv) liToken(t *testing.T, form url.Values, secret string) (int, map[string]any) {
+func (e *env) liToken(t *testing.T, form url.Values, secret string) (int, map[string]any) {
 	t.Helper()
 	form.Set("client_id", "li-client")
 	form.Set("client_secret", secret)
@@ -38,24 +38,24 @@ func TestLinkedInOAuth(t *testing.T) {
 	t.Parallel()
 	clients := map[string]platformsim.Client{"linkedin": {ID: "li-client", Secret: "li-secret"}}
 	exchange := func(code string) url.Values {
-		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {xlfiLIRedirect}}
+		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {liRedirect}}
 	}
 	t.Run("code exchange and userinfo", func(t *testing.T) {
 		t.Parallel()
-		e := xlfiNew(t, clients)
+		e := newEnv(t, clients)
 		status, tok := e.liToken(t, exchange(e.liCode(t)), "li-secret")
 		if status != http.StatusOK || tok["expires_in"] != float64(5184000) || tok["refresh_token"] != nil {
 			t.Fatalf("got %d %v, want a 60-day token and no refresh token (not a partner app)", status, tok)
 		}
-		status, me, _ := e.call(t, http.MethodGet, "/linkedin/v2/userinfo", nil, xlfiBearer(xlfiStr(tok, "access_token")))
-		if status != http.StatusOK || xlfiStr(me, "sub") == "" || xlfiStr(me, "name") == "" {
+		status, me, _ := e.call(t, http.MethodGet, "/linkedin/v2/userinfo", nil, bearerHeader(str(tok, "access_token")))
+		if status != http.StatusOK || str(me, "sub") == "" || str(me, "name") == "" {
 			t.Fatalf("userinfo: got %d %v, want sub and name", status, me)
 		}
 	})
 	t.Run("rejections", func(t *testing.T) {
 		t.Parallel()
-		e := xlfiNew(t, clients)
-		if status, body := e.liToken(t, exchange(e.liCode(t)), "wrong"); status != http.StatusUnauthorized || xlfiStr(body, "error") != "invalid_client" {
+		e := newEnv(t, clients)
+		if status, body := e.liToken(t, exchange(e.liCode(t)), "wrong"); status != http.StatusUnauthorized || str(body, "error") != "invalid_client" {
 			t.Errorf("wrong secret: got %d %v, want 401 invalid_client", status, body)
 		}
 		code := e.liCode(t)
@@ -63,29 +63,29 @@ func TestLinkedInOAuth(t *testing.T) {
 		if status, _ := e.liToken(t, exchange(code), "li-secret"); status != http.StatusBadRequest {
 			t.Errorf("code older than 30 min: got %d, want 400", status)
 		}
-		if status, body := e.liToken(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, "li-secret"); status != http.StatusBadRequest || xlfiStr(body, "error") != "invalid_grant" {
+		if status, body := e.liToken(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, "li-secret"); status != http.StatusBadRequest || str(body, "error") != "invalid_grant" {
 			t.Errorf("refresh without partner access: got %d %v, want 400 invalid_grant", status, body)
 		}
 		e.sim.AddFault(platformsim.Fault{Platform: "linkedin", Kind: platformsim.FaultAccessDenied})
 		q := e.authorize(t, "/linkedin/oauth/v2/authorization", url.Values{"response_type": {"code"}, "client_id": {"li-client"},
-			"redirect_uri": {xlfiLIRedirect}, "scope": {"openid"}, "state": {"s"}})
+			"redirect_uri": {liRedirect}, "scope": {"openid"}, "state": {"s"}})
 		if q.Get("error") != "user_cancelled_authorize" || q.Get("state") != "s" {
 			t.Errorf("denied: got %v, want error=user_cancelled_authorize", q)
 		}
 	})
 	t.Run("partner refresh keeps the refresh token", func(t *testing.T) {
 		t.Parallel()
-		e := xlfiNew(t, clients)
+		e := newEnv(t, clients)
 		e.sim.SetLinkedInRefreshTokens(true)
 		_, tok := e.liToken(t, exchange(e.liCode(t)), "li-secret")
-		rt := xlfiStr(tok, "refresh_token")
+		rt := str(tok, "refresh_token")
 		if rt == "" || tok["refresh_token_expires_in"] != float64(365*24*3600) {
 			t.Fatalf("got %v, want a 365-day refresh token", tok)
 		}
 		e.clock.Advance(24 * time.Hour)
 		for i := 0; i < 2; i++ {
 			status, got := e.liToken(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "li-secret")
-			if status != http.StatusOK || xlfiStr(got, "refresh_token") != rt || got["refresh_token_expires_in"] != float64(364*24*3600) {
+			if status != http.StatusOK || str(got, "refresh_token") != rt || got["refresh_token_expires_in"] != float64(364*24*3600) {
 				t.Fatalf("refresh %d: got %d %v, want the same refresh token, a day closer to expiry", i, status, got)
 			}
 		}
@@ -119,9 +119,9 @@ func TestLinkedInRESTChecks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := xlfiNew(t, nil)
+			e := newEnv(t, nil)
 			e.sim.AddAccount(platformsim.Account{Platform: "linkedin", ID: author, AccessToken: "tok"})
-			req, _ := http.NewRequest(http.MethodPost, e.url+"/linkedin/rest/posts", strings.NewReader(strings.Replace(body, "%s", tc.commentary, 1)))
+			req, _ := http.NewRequest(http.MethodPost, e.sim.URL+"/linkedin/rest/posts", strings.NewReader(strings.Replace(body, "%s", tc.commentary, 1)))
 			req.Header.Set("Authorization", "Bearer tok")
 			req.Header.Set("Content-Type", "application/json")
 			if tc.version != "" {

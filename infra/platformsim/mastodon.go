@@ -42,11 +42,6 @@ type mastoApp struct {
 	ClientID, Secret, RedirectURIs, Scopes string
 }
 
-type mastoCode struct {
-	ClientID, RedirectURI, AccountID, Scope, Challenge string
-	Expires                                            time.Time
-}
-
 type mastoMedia struct {
 	ID, Owner, Type, Description, URL string
 	Processing, Failed                bool
@@ -102,7 +97,7 @@ func (s *Server) mastoRateHeaders(w http.ResponseWriter, remaining int, reset ti
 // mastoAPI authenticates an API call and applies the generic faults. It
 // returns nil when it already answered.
 func (s *Server) mastoAPI(w http.ResponseWriter, r *http.Request) *Account {
-	tbm.slow(s, r, mastoName)
+	slowFault(s, r, mastoName)
 	a, ok := s.accountByToken(mastoName, bearer(r))
 	if !ok {
 		mastoErr(w, http.StatusUnauthorized, "The access token is invalid")
@@ -111,13 +106,10 @@ func (s *Server) mastoAPI(w http.ResponseWriter, r *http.Request) *Account {
 	if f := s.takeFault(mastoName, FaultRateLimit, FaultServerError, FaultExpiredToken); f != nil {
 		switch f.Kind {
 		case FaultRateLimit:
-			s.mastoRateHeaders(w, 0, s.now().Add(time.Duration(f.ResetSeconds)*time.Second))
+			s.mastoRateHeaders(w, 0, s.now().Add(f.resetAfter()))
 			mastoErr(w, http.StatusTooManyRequests, "Too many requests")
 		case FaultServerError:
-			st := f.Status
-			if st == 0 {
-				st = http.StatusServiceUnavailable
-			}
+			st := f.status(http.StatusServiceUnavailable)
 			// A proxy in front of the instance answers with HTML.
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(st)
@@ -197,7 +189,7 @@ func (s *Server) mastoApps(w http.ResponseWriter, r *http.Request) {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: Application name can't be blank, Redirect URI can't be blank")
 		return
 	}
-	app := &mastoApp{ClientID: tbm.b64(32), Secret: tbm.b64(32), RedirectURIs: p.Get("redirect_uris"), Scopes: p.Get("scopes")}
+	app := &mastoApp{ClientID: randB64(32), Secret: randB64(32), RedirectURIs: p.Get("redirect_uris"), Scopes: p.Get("scopes")}
 	if app.Scopes == "" {
 		app.Scopes = "read"
 	}
@@ -207,7 +199,7 @@ func (s *Server) mastoApps(w http.ResponseWriter, r *http.Request) {
 		"id": id, "name": p.Get("client_name"), "website": p.Get("website"),
 		"redirect_uri": app.RedirectURIs, "redirect_uris": strings.Fields(app.RedirectURIs),
 		"scopes": strings.Fields(app.Scopes), "client_id": app.ClientID, "client_secret": app.Secret,
-		"vapid_key": tbm.b64(65),
+		"vapid_key": randB64(65),
 	})
 }
 
@@ -235,23 +227,17 @@ func (s *Server) mastoAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.takeFault(mastoName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{
 			"error":             {"access_denied"},
 			"error_description": {"The resource owner or authorization server denied the request."},
 			"state":             {q.Get("state")},
 		}, "")
 		return
 	}
-	a := tbm.clientAccount(s, mastoName, q.Get("client_id"), "user", s.nextID)
-	code := tbm.b64(32)
-	c := &mastoCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), AccountID: a.ID,
-		Scope: q.Get("scope"), Challenge: q.Get("code_challenge"), Expires: s.now().Add(mastoCodeTTL)}
-	s.with(func(st map[string]any) { st["mastodon|code|"+code] = c })
-	params := url.Values{"code": {code}}
-	if q.Get("state") != "" {
-		params.Set("state", q.Get("state"))
-	}
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), params, "")
+	a := clientAccount(s, mastoName, q.Get("client_id"), "user", s.nextID)
+	code := issueCode(s, mastoName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge")})
+	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "")
 }
 
 func (s *Server) mastoToken(w http.ResponseWriter, r *http.Request) {
@@ -269,15 +255,8 @@ func (s *Server) mastoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch p.Get("grant_type") {
 	case "authorization_code":
-		var c *mastoCode
-		key := "mastodon|code|" + p.Get("code")
-		s.with(func(st map[string]any) {
-			c, _ = st[key].(*mastoCode)
-			delete(st, key) // single use
-		})
-		if s.takeFault(mastoName, FaultInvalidGrant) != nil || c == nil || s.now().After(c.Expires) ||
-			c.ClientID != p.Get("client_id") || c.RedirectURI != p.Get("redirect_uri") ||
-			(c.Challenge != "" && tbm.s256(p.Get("code_verifier")) != c.Challenge) {
+		c, ok := redeemCode(s, mastoName, p.Get("code"), p.Get("client_id"), p.Get("redirect_uri"), mastoCodeTTL)
+		if s.takeFault(mastoName, FaultInvalidGrant) != nil || !ok || !c.verifierOK(p.Get("code_verifier")) {
 			invalidGrant()
 			return
 		}
@@ -286,7 +265,7 @@ func (s *Server) mastoToken(w http.ResponseWriter, r *http.Request) {
 			invalidGrant()
 			return
 		}
-		tok := tbm.b64(32)
+		tok := randB64(32)
 		s.setToken(a, tok, time.Time{})
 		scope := c.Scope
 		if scope == "" {
@@ -294,7 +273,7 @@ func (s *Server) mastoToken(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "scope": scope, "created_at": s.now().Unix()})
 	case "client_credentials":
-		writeJSON(w, http.StatusOK, map[string]any{"access_token": tbm.b64(32), "token_type": "Bearer", "scope": "read", "created_at": s.now().Unix()})
+		writeJSON(w, http.StatusOK, map[string]any{"access_token": randB64(32), "token_type": "Bearer", "scope": "read", "created_at": s.now().Unix()})
 	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type", "error_description": "The authorization grant type is not supported by the authorization server."})
 	}
@@ -320,7 +299,7 @@ func (s *Server) mastoVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) mastoInstance(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, mastoName)
+	slowFault(s, r, mastoName)
 	u, _ := url.Parse(s.PublicURL())
 	domain := ""
 	if u != nil {

@@ -1,10 +1,7 @@
 package platformsim_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,42 +9,17 @@ import (
 	"github.com/posse-dev/posse/infra/platformsim"
 )
 
-// mastoSim starts a simulator and returns it with a client that does not
-// follow redirects.
-func mastoSim(t *testing.T) (*platformsim.Server, *httptest.Server, *http.Client) {
-	t.Helper()
-	sim := platformsim.New(platformsim.Options{})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	c := srv.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return sim, srv, c
-}
-
-// mastoJSON decodes resp's JSON body into a map and closes it.
-func mastoJSON(t *testing.T, resp *http.Response) map[string]any {
-	t.Helper()
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
-	return m
-}
-
 func TestMastodonOAuth(t *testing.T) {
 	t.Parallel()
-	sim, srv, c := mastoSim(t)
-	base := srv.URL + "/mastodon"
+	sim, c := startSim(t)
+	base := sim.URL + "/mastodon"
 	redirect := "https://posse.example/callback"
 
 	resp, err := c.PostForm(base+"/api/v1/apps", url.Values{"client_name": {"posse"}, "redirect_uris": {redirect}, "scopes": {"write:statuses write:media profile"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := mastoJSON(t, resp)
+	app := decodeJSON(t, resp)
 	clientID, secret := app["client_id"].(string), app["client_secret"].(string)
 	if clientID == "" || secret == "" {
 		t.Fatalf("app: got %v, want client_id and client_secret", app)
@@ -84,7 +56,7 @@ func TestMastodonOAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("token: got status %d, want 200", resp.StatusCode)
 	}
-	tok := mastoJSON(t, resp)
+	tok := decodeJSON(t, resp)
 	access, _ := tok["access_token"].(string)
 	if access == "" || tok["token_type"] != "Bearer" {
 		t.Fatalf("token: got %v, want a Bearer access_token", tok)
@@ -106,20 +78,20 @@ func TestMastodonOAuth(t *testing.T) {
 
 	t.Run("code is single use", func(t *testing.T) {
 		resp := exchange(code, clientID, secret)
-		if m := mastoJSON(t, resp); resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_grant" {
+		if m := decodeJSON(t, resp); resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_grant" {
 			t.Errorf("reuse: got %d %v, want 400 invalid_grant", resp.StatusCode, m)
 		}
 	})
 	t.Run("invalid client", func(t *testing.T) {
 		resp := exchange(authorize(t).Get("code"), clientID, "wrong")
-		if m := mastoJSON(t, resp); resp.StatusCode != http.StatusUnauthorized || m["error"] != "invalid_client" {
+		if m := decodeJSON(t, resp); resp.StatusCode != http.StatusUnauthorized || m["error"] != "invalid_client" {
 			t.Errorf("bad secret: got %d %v, want 401 invalid_client", resp.StatusCode, m)
 		}
 	})
 	t.Run("invalid_grant fault", func(t *testing.T) {
 		sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultInvalidGrant})
 		resp := exchange(authorize(t).Get("code"), clientID, secret)
-		if m := mastoJSON(t, resp); m["error"] != "invalid_grant" {
+		if m := decodeJSON(t, resp); m["error"] != "invalid_grant" {
 			t.Errorf("fault: got %v, want invalid_grant", m)
 		}
 	})
@@ -146,10 +118,10 @@ func TestMastodonOAuth(t *testing.T) {
 
 func TestMastodonStatusRules(t *testing.T) {
 	t.Parallel()
-	sim, srv, c := mastoSim(t)
+	sim, c := startSim(t)
 	sim.AddAccount(platformsim.Account{Platform: "mastodon", ID: "7", Handle: "bob", AccessToken: "tk"})
 	post := func(body, key string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mastodon/api/v1/statuses", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, sim.URL+"/mastodon/api/v1/statuses", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tk")
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
@@ -159,7 +131,7 @@ func TestMastodonStatusRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 	st, m := post(`{"status":"`+strings.Repeat("a", 501)+`"}`, "")
 	if st != http.StatusUnprocessableEntity || !strings.Contains(m["error"].(string), "character limit") {
@@ -174,7 +146,7 @@ func TestMastodonStatusRules(t *testing.T) {
 		t.Errorf("recorded posts: got %d, want 1", n)
 	}
 	sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultRateLimit, ResetSeconds: 30})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mastodon/api/v1/statuses", strings.NewReader(`{"status":"x"}`))
+	req, _ := http.NewRequest(http.MethodPost, sim.URL+"/mastodon/api/v1/statuses", strings.NewReader(`{"status":"x"}`))
 	req.Header.Set("Authorization", "Bearer tk")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)

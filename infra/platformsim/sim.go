@@ -46,7 +46,8 @@ type Fault struct {
 	ResetSeconds int `json:"resetSeconds,omitempty"`
 	// DelayMillis delays the answer (FaultSlow).
 	DelayMillis int `json:"delayMillis,omitempty"`
-	// Status overrides the HTTP status of FaultServerError (default 503).
+	// Status overrides the HTTP status of FaultServerError when it is a
+	// 5xx (default: the platform's usual 500 or 503).
 	Status int `json:"status,omitempty"`
 }
 
@@ -92,18 +93,6 @@ type Options struct {
 type Client struct {
 	ID     string `json:"id"`
 	Secret string `json:"secret"`
-}
-
-// checkClient reports whether id/secret are the registered client of platform.
-func (s *Server) checkClient(platform, id, secret string) bool {
-	if id == "" {
-		return false
-	}
-	c, ok := s.opts.Clients[platform]
-	if !ok {
-		return secret != "" || platform == "x" // X public clients use PKCE without a secret
-	}
-	return c.ID == id && (c.Secret == secret || (platform == "x" && secret == ""))
 }
 
 // Server is the simulator. Create it with New; it is an http.Handler.

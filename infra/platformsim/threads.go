@@ -36,11 +36,6 @@ const (
 	thMaxVideoBytes = 1 << 30
 )
 
-type thCode struct {
-	ClientID, RedirectURI, AccountID string
-	Exp                              time.Time
-}
-
 type thToken struct {
 	IssuedAt  time.Time
 	LongLived bool
@@ -72,33 +67,23 @@ func (s *Server) routesThreads() {
 	s.handle("GET /threads/{version}/{id}", s.thGetObject)
 }
 
-// thErr answers a Graph-style error.
+// thErr answers a Graph-style error; codes 1 and 2 are marked transient.
 func thErr(w http.ResponseWriter, status, code, subcode int, msg string) {
-	e := map[string]any{"message": msg, "type": "OAuthException", "code": code, "fbtrace_id": "A" + tbm.b64(12)}
-	if subcode != 0 {
-		e["error_subcode"] = subcode
-	}
-	if code == 1 || code == 2 {
-		e["is_transient"] = true
-	}
-	writeJSON(w, status, map[string]any{"error": e})
+	graphError(w, graphErr{Status: status, Code: code, Subcode: subcode, Message: msg, Transient: code == 1 || code == 2})
 }
 
 // thTokenOf is the request's token: a Bearer or OAuth header, or the
 // access_token parameter.
 func thTokenOf(r *http.Request) string {
-	if t := bearer(r); t != "" {
+	if t := headerToken(r); t != "" {
 		return t
-	}
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "OAuth ") {
-		return strings.TrimPrefix(h, "OAuth ")
 	}
 	return r.FormValue("access_token")
 }
 
 // thAPI authenticates a Graph call and applies the generic faults.
 func (s *Server) thAPI(w http.ResponseWriter, r *http.Request) *Account {
-	tbm.slow(s, r, thName)
+	slowFault(s, r, thName)
 	_ = r.ParseForm()
 	tok := thTokenOf(r)
 	a, ok := s.accountByToken(thName, tok)
@@ -113,16 +98,12 @@ func (s *Server) thAPI(w http.ResponseWriter, r *http.Request) *Account {
 	if f := s.takeFault(thName, FaultRateLimit, FaultServerError, FaultExpiredToken); f != nil {
 		switch f.Kind {
 		case FaultRateLimit:
-			mins := int(math.Ceil(float64(f.ResetSeconds) / 60))
+			mins := int(math.Ceil(f.resetAfter().Minutes()))
 			w.Header().Set("X-Business-Use-Case-Usage", fmt.Sprintf(
 				`{"%s":[{"type":"threads","call_count":100,"total_cputime":12,"total_time":15,"estimated_time_to_regain_access":%d}]}`, a.ID, mins))
 			thErr(w, http.StatusBadRequest, 17, 0, "User request limit reached")
 		case FaultServerError:
-			st := f.Status
-			if st == 0 {
-				st = http.StatusInternalServerError
-			}
-			thErr(w, st, 2, 0, "An unexpected error has occurred. Please retry your request later.")
+			thErr(w, f.status(http.StatusInternalServerError), 2, 0, "An unexpected error has occurred. Please retry your request later.")
 		case FaultExpiredToken:
 			thErr(w, http.StatusBadRequest, 190, 463, "Error validating access token: Session has expired on "+s.now().UTC().Format(time.RFC1123)+".")
 		}
@@ -141,35 +122,28 @@ func (s *Server) thTokenInfo(tok string) (*thToken, bool) {
 
 func (s *Server) thAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("response_type") != "code" || q.Get("redirect_uri") == "" || !tbm.clientIDOK(s, thName, q.Get("client_id")) {
+	if q.Get("response_type") != "code" || q.Get("redirect_uri") == "" || !clientIDOK(s, thName, q.Get("client_id")) {
 		thErr(w, http.StatusBadRequest, 100, 0, "Invalid platform app: client_id, redirect_uri and response_type=code are required")
 		return
 	}
 	if s.takeFault(thName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"}, "error_reason": {"user_denied"},
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"}, "error_reason": {"user_denied"},
 			"error_description": {"Permissions error"}, "state": {q.Get("state")}}, "_")
 		return
 	}
-	a := tbm.clientAccount(s, thName, q.Get("client_id"), "threads_user_", func() string { return tbm.digits(17) })
-	code := "AQ" + tbm.b64(48)
-	s.with(func(st map[string]any) {
-		st["threads|code|"+code] = &thCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), AccountID: a.ID, Exp: s.now().Add(thCodeTTL)}
-	})
-	params := url.Values{"code": {code}}
-	if q.Get("state") != "" {
-		params.Set("state", q.Get("state"))
-	}
+	a := clientAccount(s, thName, q.Get("client_id"), "threads_user_", func() string { return randDigits(17) })
+	code := issueCode(s, thName, "AQ"+randB64(48), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), AccountID: a.ID})
 	// Meta appends "#_" to the redirect; clients must strip it from copied codes.
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), params, "_")
+	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "_")
 }
 
 func (s *Server) thCodeExchange(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
-	if !tbm.clientIDOK(s, thName, r.PostFormValue("client_id")) {
+	if !clientIDOK(s, thName, r.PostFormValue("client_id")) {
 		thErr(w, http.StatusBadRequest, 101, 0, "Error validating application. Invalid application ID.")
 		return
 	}
-	if !tbm.clientSecretOK(s, thName, r.PostFormValue("client_secret")) {
+	if !clientSecretOK(s, thName, r.PostFormValue("client_secret")) {
 		thErr(w, http.StatusBadRequest, 1, 0, "Error validating client secret.")
 		return
 	}
@@ -177,14 +151,8 @@ func (s *Server) thCodeExchange(w http.ResponseWriter, r *http.Request) {
 		thErr(w, http.StatusBadRequest, 100, 0, "Unsupported grant_type")
 		return
 	}
-	key := "threads|code|" + r.PostFormValue("code")
-	var c *thCode
-	s.with(func(st map[string]any) {
-		c, _ = st[key].(*thCode)
-		delete(st, key)
-	})
-	if s.takeFault(thName, FaultInvalidGrant) != nil || c == nil || s.now().After(c.Exp) ||
-		c.ClientID != r.PostFormValue("client_id") || c.RedirectURI != r.PostFormValue("redirect_uri") {
+	c, ok := redeemCode(s, thName, r.PostFormValue("code"), r.PostFormValue("client_id"), r.PostFormValue("redirect_uri"), thCodeTTL)
+	if s.takeFault(thName, FaultInvalidGrant) != nil || !ok {
 		thErr(w, http.StatusBadRequest, 100, 36007, "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request")
 		return
 	}
@@ -193,7 +161,7 @@ func (s *Server) thCodeExchange(w http.ResponseWriter, r *http.Request) {
 		thErr(w, http.StatusBadRequest, 100, 36007, "Error validating verification code.")
 		return
 	}
-	tok := "THAA" + tbm.b64(96)
+	tok := "THAA" + randB64(96)
 	s.setToken(a, tok, s.now().Add(thShortTTL))
 	s.with(func(st map[string]any) { st["threads|tok|"+tok] = &thToken{IssuedAt: s.now()} })
 	uid, _ := strconv.ParseInt(a.ID, 10, 64)
@@ -202,20 +170,20 @@ func (s *Server) thCodeExchange(w http.ResponseWriter, r *http.Request) {
 
 // thNewLongLived replaces a's token with a fresh 60-day one.
 func (s *Server) thNewLongLived(w http.ResponseWriter, a *Account) {
-	tok := "THAA" + tbm.b64(128)
+	tok := "THAA" + randB64(128)
 	s.setToken(a, tok, s.now().Add(thLongTTL))
 	s.with(func(st map[string]any) { st["threads|tok|"+tok] = &thToken{IssuedAt: s.now(), LongLived: true} })
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(thLongTTL.Seconds())})
 }
 
 func (s *Server) thLongLived(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, thName)
+	slowFault(s, r, thName)
 	q := r.URL.Query()
 	if q.Get("grant_type") != "th_exchange_token" {
 		thErr(w, http.StatusBadRequest, 100, 0, "grant_type must be th_exchange_token")
 		return
 	}
-	if !tbm.clientSecretOK(s, thName, q.Get("client_secret")) {
+	if !clientSecretOK(s, thName, q.Get("client_secret")) {
 		thErr(w, http.StatusBadRequest, 1, 0, "Error validating client secret.")
 		return
 	}
@@ -233,7 +201,7 @@ func (s *Server) thLongLived(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) thRefresh(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, thName)
+	slowFault(s, r, thName)
 	q := r.URL.Query()
 	if q.Get("grant_type") != "th_refresh_token" {
 		thErr(w, http.StatusBadRequest, 100, 0, "grant_type must be th_refresh_token")
@@ -299,7 +267,7 @@ func (s *Server) thCreateContainer(w http.ResponseWriter, r *http.Request) {
 	if a == nil || !s.thOwner(w, r, a) {
 		return
 	}
-	c := &thContainer{ID: tbm.digits(17), Owner: a.ID, MediaType: r.FormValue("media_type"), Text: r.FormValue("text"),
+	c := &thContainer{ID: randDigits(17), Owner: a.ID, MediaType: r.FormValue("media_type"), Text: r.FormValue("text"),
 		LinkAttachment: r.FormValue("link_attachment"), IsCarouselItem: r.FormValue("is_carousel_item") == "true",
 		Status: "FINISHED", CreatedAt: s.now()}
 	if !slices.Contains([]string{"TEXT", "IMAGE", "VIDEO", "CAROUSEL"}, c.MediaType) {
@@ -311,7 +279,7 @@ func (s *Server) thCreateContainer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	links := map[string]bool{}
-	for _, u := range tbm.urls(c.Text) {
+	for _, u := range findURLs(c.Text) {
 		links[u] = true
 	}
 	if c.LinkAttachment != "" {
@@ -346,7 +314,7 @@ func (s *Server) thCreateContainer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Meta downloads the media from the public URL.
-		_, ct, err := tbm.fetch(r.Context(), c.MediaURL, max)
+		_, ct, err := fetchMedia(r.Context(), c.MediaURL, max)
 		switch {
 		case s.takeFault(thName, FaultMediaFetch) != nil || err != nil:
 			c.Status, c.ErrorMessage = "ERROR", fail
@@ -462,7 +430,7 @@ func (s *Server) thList(w http.ResponseWriter, r *http.Request) {
 	for _, it := range items {
 		data = append(data, thFields(r, it, "id"))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "paging": map[string]any{"cursors": map[string]string{"before": tbm.b64(8), "after": tbm.b64(8)}}})
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "paging": map[string]any{"cursors": map[string]string{"before": randB64(8), "after": randB64(8)}}})
 }
 
 func (s *Server) thPublish(w http.ResponseWriter, r *http.Request) {
@@ -490,7 +458,7 @@ func (s *Server) thPublish(w http.ResponseWriter, r *http.Request) {
 		thErr(w, http.StatusBadRequest, 506, 0, "Duplicate status message")
 		return
 	}
-	m := &thMedia{ID: tbm.digits(17), Owner: a.ID, Text: c.Text, MediaType: c.MediaType, Shortcode: tbm.b64(8), Timestamp: s.now()}
+	m := &thMedia{ID: randDigits(17), Owner: a.ID, Text: c.Text, MediaType: c.MediaType, Shortcode: randB64(8), Timestamp: s.now()}
 	if m.MediaType == "CAROUSEL" {
 		m.MediaType = "CAROUSEL_ALBUM"
 	} else if m.MediaType == "TEXT" {

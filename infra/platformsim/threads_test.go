@@ -2,44 +2,21 @@ package platformsim_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 )
-
-// thClock is a settable simulator clock.
-type thClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *thClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *thClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestThreadsOAuth(t *testing.T) {
 	t.Parallel()
-	clk := &thClock{now: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}
-	sim := platformsim.New(platformsim.Options{Now: clk.Now, Clients: map[string]platformsim.Client{"threads": {ID: "th-app", Secret: "th-secret"}}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	c := srv.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	base := srv.URL + "/threads"
+	clk := simtest.NewStoppedClock(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	sim := simtest.Start(t, simtest.Options{Now: clk.Now, Clients: map[string]platformsim.Client{"threads": {ID: "th-app", Secret: "th-secret"}}})
+	c := sim.NoRedirectClient()
+	base := sim.URL + "/threads"
 	redirect := "https://posse.example/cb/threads"
 
 	authorize := func(t *testing.T) *url.URL {
@@ -62,14 +39,14 @@ func TestThreadsOAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 	get := func(path string, q url.Values) (int, map[string]any) {
 		resp, err := c.Get(base + path + "?" + q.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 
 	loc := authorize(t)
@@ -101,7 +78,7 @@ func TestThreadsOAuth(t *testing.T) {
 	if st, _ := get("/refresh_access_token", url.Values{"grant_type": {"th_refresh_token"}, "access_token": {long}}); st != http.StatusBadRequest {
 		t.Errorf("refresh of a fresh token: got %d, want 400 (must be 24 h old)", st)
 	}
-	clk.advance(25 * time.Hour)
+	clk.Advance(25 * time.Hour)
 	st, m = get("/refresh_access_token", url.Values{"grant_type": {"th_refresh_token"}, "access_token": {long}})
 	renewed, _ := m["access_token"].(string)
 	if st != http.StatusOK || renewed == "" || renewed == long {

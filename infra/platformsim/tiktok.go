@@ -52,11 +52,6 @@ var (
 	ttContentRange = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+)$`)
 )
 
-type ttCode struct {
-	ClientKey, RedirectURI, OpenID, Scope, Challenge string
-	Exp                                              time.Time
-}
-
 type ttRefresh struct {
 	OpenID, Scope string
 	Exp           time.Time
@@ -107,7 +102,7 @@ func (s *Server) routesTikTok() {
 }
 
 func ttLogID() string {
-	return time.Now().UTC().Format("20060102150405") + strings.ToUpper(tbm.hex(10))
+	return time.Now().UTC().Format("20060102150405") + strings.ToUpper(randHex(10))
 }
 
 // ttOK answers data in the success envelope.
@@ -127,7 +122,7 @@ func ttOAuthErr(w http.ResponseWriter, status int, code, desc string) {
 
 // ttAPI authenticates a Content Posting API call and applies the generic faults.
 func (s *Server) ttAPI(w http.ResponseWriter, r *http.Request) *Account {
-	tbm.slow(s, r, ttName)
+	slowFault(s, r, ttName)
 	a, ok := s.accountByToken(ttName, bearer(r))
 	if !ok {
 		ttErr(w, http.StatusUnauthorized, "access_token_invalid", "The access token is invalid or not found in the request.")
@@ -138,11 +133,7 @@ func (s *Server) ttAPI(w http.ResponseWriter, r *http.Request) *Account {
 		case FaultRateLimit:
 			ttErr(w, http.StatusTooManyRequests, "rate_limit_exceeded", "The API rate limit was exceeded. Please try again later.")
 		case FaultServerError:
-			st := f.Status
-			if st == 0 {
-				st = http.StatusInternalServerError
-			}
-			ttErr(w, st, "internal_error", "Something went wrong. Please try again later.")
+			ttErr(w, f.status(http.StatusInternalServerError), "internal_error", "Something went wrong. Please try again later.")
 		case FaultExpiredToken:
 			ttErr(w, http.StatusUnauthorized, "access_token_invalid", "The access token is invalid or not found in the request.")
 		}
@@ -166,29 +157,26 @@ func ttJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (s *Server) ttAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("response_type") != "code" || q.Get("redirect_uri") == "" || !tbm.clientIDOK(s, ttName, q.Get("client_key")) {
+	if q.Get("response_type") != "code" || q.Get("redirect_uri") == "" || !clientIDOK(s, ttName, q.Get("client_key")) {
 		ttOAuthErr(w, http.StatusBadRequest, "invalid_request", "client_key, redirect_uri and response_type=code are required")
 		return
 	}
 	if s.takeFault(ttName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"},
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"},
 			"error_description": {"The user denied the request"}, "state": {q.Get("state")}}, "")
 		return
 	}
-	a := tbm.clientAccount(s, ttName, q.Get("client_key"), "tiktoker_", func() string { return "-000" + tbm.hex(12) })
-	code := tbm.b64(48) + "*0!" + tbm.digits(4)
-	s.with(func(st map[string]any) {
-		st["tiktok|code|"+code] = &ttCode{ClientKey: q.Get("client_key"), RedirectURI: q.Get("redirect_uri"), OpenID: a.ID,
-			Scope: q.Get("scope"), Challenge: q.Get("code_challenge"), Exp: s.now().Add(ttCodeTTL)}
-	})
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{"code": {code}, "scopes": {q.Get("scope")}, "state": {q.Get("state")}}, "")
+	a := clientAccount(s, ttName, q.Get("client_key"), "tiktoker_", func() string { return "-000" + randHex(12) })
+	code := issueCode(s, ttName, randB64(48)+"*0!"+randDigits(4), authCode{ClientID: q.Get("client_key"), RedirectURI: q.Get("redirect_uri"),
+		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge")})
+	redirectWith(w, r, q.Get("redirect_uri"), url.Values{"code": {code}, "scopes": {q.Get("scope")}, "state": {q.Get("state")}}, "")
 }
 
 // ttIssue gives a a fresh access and refresh token and answers them.
 func (s *Server) ttIssue(w http.ResponseWriter, a *Account, scope string) {
-	access, refresh := "act."+tbm.b64(48)+"!"+tbm.digits(4), "rft."+tbm.b64(48)+"!"+tbm.digits(4)
+	access, refresh := "act."+randB64(48)+"!"+randDigits(4), "rft."+randB64(48)+"!"+randDigits(4)
 	s.setToken(a, access, s.now().Add(ttAccessTTL))
-	tbm.setRefresh(s, a, refresh)
+	setRefresh(s, a, refresh)
 	s.with(func(st map[string]any) {
 		st["tiktok|refresh|"+refresh] = &ttRefresh{OpenID: a.ID, Scope: scope, Exp: s.now().Add(ttRefreshTTL)}
 	})
@@ -199,7 +187,7 @@ func (s *Server) ttIssue(w http.ResponseWriter, a *Account, scope string) {
 }
 
 func (s *Server) ttToken(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, ttName)
+	slowFault(s, r, ttName)
 	if err := r.ParseForm(); err != nil {
 		ttOAuthErr(w, http.StatusBadRequest, "invalid_request", "The request parameters are malformed.")
 		return
@@ -212,19 +200,12 @@ func (s *Server) ttToken(w http.ResponseWriter, r *http.Request) {
 	badGrant := func(desc string) { ttOAuthErr(w, http.StatusBadRequest, "invalid_grant", desc) }
 	switch f.Get("grant_type") {
 	case "authorization_code":
-		key := "tiktok|code|" + f.Get("code")
-		var c *ttCode
-		s.with(func(st map[string]any) {
-			c, _ = st[key].(*ttCode)
-			delete(st, key)
-		})
-		if s.takeFault(ttName, FaultInvalidGrant) != nil || c == nil || s.now().After(c.Exp) ||
-			c.ClientKey != f.Get("client_key") || c.RedirectURI != f.Get("redirect_uri") ||
-			(c.Challenge != "" && tbm.s256(f.Get("code_verifier")) != c.Challenge) {
+		c, ok := redeemCode(s, ttName, f.Get("code"), f.Get("client_key"), f.Get("redirect_uri"), ttCodeTTL)
+		if s.takeFault(ttName, FaultInvalidGrant) != nil || !ok || !c.verifierOK(f.Get("code_verifier")) {
 			badGrant("Authorization code is expired or invalid.")
 			return
 		}
-		a, ok := s.accountByID(ttName, c.OpenID)
+		a, ok := s.accountByID(ttName, c.AccountID)
 		if !ok {
 			badGrant("Authorization code is invalid.")
 			return
@@ -323,7 +304,7 @@ func (s *Server) ttCheckPrivacy(w http.ResponseWriter, a *Account, level string)
 // simulator, loopback hosts are the verified ones.
 func ttPullable(rawURL string) bool {
 	u, err := url.Parse(rawURL)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && tbm.isLoopbackHost(u.Hostname())
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && isLoopbackHost(u.Hostname())
 }
 
 func (s *Server) ttStore(p *ttPublish) {
@@ -332,7 +313,7 @@ func (s *Server) ttStore(p *ttPublish) {
 
 // ttAccept records an accepted post (its media is in) and gives it its id.
 func (s *Server) ttAccept(a *Account, p *ttPublish) {
-	p.PostID = "7" + tbm.digits(18)
+	p.PostID = "7" + randDigits(18)
 	kind := "video"
 	text := p.Title
 	if p.Kind == "PHOTO" {
@@ -383,9 +364,9 @@ func (s *Server) ttVideoInit(w http.ResponseWriter, r *http.Request) {
 			ttErr(w, http.StatusForbidden, "url_ownership_unverified", "The domain or URL prefix of video_url is not verified for this client")
 			return
 		}
-		p.ID = "v_pub_url~v2-1." + tbm.digits(19)
+		p.ID = "v_pub_url~v2-1." + randDigits(19)
 		p.Media = []string{src.VideoURL}
-		if _, _, err := tbm.fetch(r.Context(), src.VideoURL, ttMaxPullBytes); err != nil || s.takeFault(ttName, FaultMediaFetch) != nil {
+		if _, _, err := fetchMedia(r.Context(), src.VideoURL, ttMaxPullBytes); err != nil || s.takeFault(ttName, FaultMediaFetch) != nil {
 			p.Failed = "video_pull_failed"
 		} else {
 			p.Ready = true
@@ -395,8 +376,8 @@ func (s *Server) ttVideoInit(w http.ResponseWriter, r *http.Request) {
 			ttErr(w, http.StatusBadRequest, "invalid_params", msg)
 			return
 		}
-		p.ID = "v_pub_file~v2-1." + tbm.digits(19)
-		p.VideoSize, p.ChunkSize, p.TotalChunks, p.UploadToken = src.VideoSize, src.ChunkSize, src.TotalChunkCount, tbm.b64(24)
+		p.ID = "v_pub_file~v2-1." + randDigits(19)
+		p.VideoSize, p.ChunkSize, p.TotalChunks, p.UploadToken = src.VideoSize, src.ChunkSize, src.TotalChunkCount, randB64(24)
 		p.Media = []string{"upload:" + p.ID}
 		resp["upload_url"] = s.PublicURL() + "/tiktok/upload/video/?" + url.Values{"upload_id": {p.ID}, "upload_token": {p.UploadToken}}.Encode()
 	default:
@@ -495,11 +476,11 @@ func (s *Server) ttContentInit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p := &ttPublish{ID: "p_pub_url~v2-1." + tbm.digits(19), Owner: a.ID, Kind: "PHOTO", Source: src.Source, Mode: in.PostMode,
+	p := &ttPublish{ID: "p_pub_url~v2-1." + randDigits(19), Owner: a.ID, Kind: "PHOTO", Source: src.Source, Mode: in.PostMode,
 		Privacy: in.PostInfo.PrivacyLevel, Title: in.PostInfo.Title, Description: in.PostInfo.Description, Media: src.PhotoImages, CreatedAt: s.now()}
 	p.Ready = true
 	for _, u := range src.PhotoImages {
-		if _, _, err := tbm.fetch(r.Context(), u, ttMaxPullBytes); err != nil {
+		if _, _, err := fetchMedia(r.Context(), u, ttMaxPullBytes); err != nil {
 			p.Ready, p.Failed = false, "photo_pull_failed"
 		}
 	}
@@ -518,7 +499,7 @@ func (s *Server) ttContentInit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ttUpload(w http.ResponseWriter, r *http.Request) {
-	tbm.slow(s, r, ttName)
+	slowFault(s, r, ttName)
 	q := r.URL.Query()
 	var p *ttPublish
 	s.with(func(st map[string]any) { p, _ = st["tiktok|publish|"+q.Get("upload_id")].(*ttPublish) })

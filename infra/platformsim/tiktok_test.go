@@ -2,24 +2,20 @@ package platformsim_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 )
 
 func TestTikTokOAuth(t *testing.T) {
 	t.Parallel()
-	sim := platformsim.New(platformsim.Options{Clients: map[string]platformsim.Client{"tiktok": {ID: "tt-key", Secret: "tt-secret"}}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	c := srv.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	base := srv.URL + "/tiktok/v2"
+	sim := simtest.Start(t, simtest.Options{Clients: map[string]platformsim.Client{"tiktok": {ID: "tt-key", Secret: "tt-secret"}}})
+	c := sim.NoRedirectClient()
+	base := sim.URL + "/tiktok/v2"
 	redirect := "https://posse.example/cb/tiktok"
 
 	authorize := func(t *testing.T) url.Values {
@@ -41,7 +37,7 @@ func TestTikTokOAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 	codeForm := func(code, secret string) url.Values {
 		return url.Values{"client_key": {"tt-key"}, "client_secret": {secret}, "code": {code}, "grant_type": {"authorization_code"}, "redirect_uri": {redirect}}
@@ -112,17 +108,17 @@ func TestTikTokOAuth(t *testing.T) {
 
 func TestTikTokFileUploadRules(t *testing.T) {
 	t.Parallel()
-	sim, srv, c := mastoSim(t)
+	sim, c := startSim(t)
 	sim.AddAccount(platformsim.Account{Platform: "tiktok", ID: "-000x", Handle: "cr", AccessToken: "act.x"})
 	post := func(path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/tiktok/v2/post/publish/"+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, sim.URL+"/tiktok/v2/post/publish/"+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer act.x")
 		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, mastoJSON(t, resp)
+		return resp.StatusCode, decodeJSON(t, resp)
 	}
 	code := func(m map[string]any) string {
 		e, _ := m["error"].(map[string]any)
@@ -150,7 +146,7 @@ func TestTikTokFileUploadRules(t *testing.T) {
 			t.Errorf("%s: got %d %v, want %s", tc.name, st, m, tc.want)
 		}
 	}
-	if st, m := post("video/init/", `{"post_info":{"title":"t"},"source_info":{"source":"PULL_FROM_URL","video_url":"`+srv.URL+`/_sim/media/v.mp4"}}`); code(m) != "invalid_params" {
+	if st, m := post("video/init/", `{"post_info":{"title":"t"},"source_info":{"source":"PULL_FROM_URL","video_url":"`+sim.URL+`/_sim/media/v.mp4"}}`); code(m) != "invalid_params" {
 		t.Errorf("missing privacy_level: got %d %v, want invalid_params", st, m)
 	}
 

@@ -125,7 +125,7 @@ func (s *Server) xRateHeaders(w http.ResponseWriter, remaining int, reset time.T
 // also get server_error and credits_depleted. It returns nil when it already
 // answered.
 func (s *Server) xAPI(w http.ResponseWriter, r *http.Request, write bool) *Account {
-	tbm.slow(s, r, xName)
+	slowFault(s, r, xName)
 	kinds := []FaultKind{FaultExpiredToken, FaultRateLimit}
 	if write {
 		kinds = append(kinds, FaultServerError, FaultCreditsDepleted)
@@ -135,10 +135,10 @@ func (s *Server) xAPI(w http.ResponseWriter, r *http.Request, write bool) *Accou
 		case FaultExpiredToken:
 			xUnauthorized(w)
 		case FaultRateLimit:
-			s.xRateHeaders(w, 0, s.now().Add(xlfi.resetAfter(f)))
+			s.xRateHeaders(w, 0, s.now().Add(f.resetAfter()))
 			xProblem(w, http.StatusTooManyRequests, "Too Many Requests", "Too Many Requests", "about:blank")
 		case FaultServerError:
-			st := xlfi.faultStatus(f)
+			st := f.status(http.StatusServiceUnavailable)
 			xProblem(w, st, http.StatusText(st), http.StatusText(st), "about:blank")
 		case FaultCreditsDepleted:
 			xProblem(w, http.StatusPaymentRequired, "CreditsDepleted",
@@ -162,7 +162,7 @@ func (s *Server) xAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	method := q.Get("code_challenge_method")
 	switch {
-	case q.Get("response_type") != "code", !xlfi.knownClientID(s, xName, q.Get("client_id")):
+	case q.Get("response_type") != "code", !clientIDOK(s, xName, q.Get("client_id")):
 		http.Error(w, "Something went wrong: the client_id or response_type is not valid.", http.StatusBadRequest)
 		return
 	case q.Get("redirect_uri") == "", q.Get("scope") == "", q.Get("state") == "":
@@ -173,13 +173,13 @@ func (s *Server) xAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.takeFault(xName, FaultAccessDenied) != nil {
-		tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"}, "state": {q.Get("state")}}, "")
+		redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"}, "state": {q.Get("state")}}, "")
 		return
 	}
-	a := tbm.clientAccount(s, xName, q.Get("client_id"), "sim_x_", func() string { return tbm.digits(19) })
-	code := xlfi.issueCode(s, xName, xlfiCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+	a := clientAccount(s, xName, q.Get("client_id"), "sim_x_", func() string { return randDigits(19) })
+	code := issueCode(s, xName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge"), Method: method})
-	tbm.redirectWith(w, r, q.Get("redirect_uri"), url.Values{"state": {q.Get("state")}, "code": {code}}, "")
+	redirectWith(w, r, q.Get("redirect_uri"), url.Values{"state": {q.Get("state")}, "code": {code}}, "")
 }
 
 // xClient authenticates the client of a token or revoke call: Basic auth for
@@ -204,10 +204,10 @@ func (s *Server) xToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.PostForm.Get("grant_type") {
 	case "authorization_code":
-		c, ok := xlfi.redeemCode(s, xName, r.PostForm.Get("code"), clientID, r.PostForm.Get("redirect_uri"), xCodeTTL)
+		c, ok := redeemCode(s, xName, r.PostForm.Get("code"), clientID, r.PostForm.Get("redirect_uri"), xCodeTTL)
 		verifier := r.PostForm.Get("code_verifier")
 		if ok {
-			ok = verifier != "" && ((c.Method == "S256" && tbm.s256(verifier) == c.Challenge) ||
+			ok = verifier != "" && ((c.Method == "S256" && s256(verifier) == c.Challenge) ||
 				(c.Method == "plain" && verifier == c.Challenge))
 		}
 		if s.takeFault(xName, FaultInvalidGrant) != nil || !ok {
@@ -222,7 +222,7 @@ func (s *Server) xToken(w http.ResponseWriter, r *http.Request) {
 		s.xIssueTokens(w, a, c.Scope)
 	case "refresh_token":
 		s.count(xName, "token_refresh")
-		a, ok := xlfi.accountByRefresh(s, xName, r.PostForm.Get("refresh_token"))
+		a, ok := accountByRefresh(s, xName, r.PostForm.Get("refresh_token"))
 		if s.takeFault(xName, FaultInvalidGrant) != nil || !ok {
 			// X answers a spent or unknown refresh token with invalid_request.
 			xOAuthError(w, http.StatusBadRequest, "invalid_request", "Value passed for the token was invalid.")
@@ -239,13 +239,13 @@ func (s *Server) xToken(w http.ResponseWriter, r *http.Request) {
 // xIssueTokens gives a a new access token and, with offline.access, a new
 // refresh token that replaces (rotates out) the previous one.
 func (s *Server) xIssueTokens(w http.ResponseWriter, a *Account, scope string) {
-	access := tbm.b64(40)
+	access := randB64(40)
 	s.setToken(a, access, s.now().Add(xTokenTTL))
 	s.with(func(st map[string]any) { st["x|scope|"+a.ID] = scope })
 	out := map[string]any{"token_type": "bearer", "expires_in": int(xTokenTTL.Seconds()), "access_token": access, "scope": scope}
 	if strings.Contains(" "+scope+" ", " offline.access ") {
-		rt := tbm.b64(40)
-		xlfi.bindRefresh(s, a, rt)
+		rt := randB64(40)
+		bindRefresh(s, a, rt)
 		out["refresh_token"] = rt
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -263,8 +263,8 @@ func (s *Server) xRevoke(w http.ResponseWriter, r *http.Request) {
 	tok := r.PostForm.Get("token")
 	if a, ok := s.accountByToken(xName, tok); ok {
 		s.with(func(map[string]any) { delete(s.accounts, xName+"|"+a.AccessToken) })
-	} else if a, ok := xlfi.accountByRefresh(s, xName, tok); ok {
-		xlfi.bindRefresh(s, a, "")
+	} else if a, ok := accountByRefresh(s, xName, tok); ok {
+		bindRefresh(s, a, "")
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 }
@@ -352,7 +352,7 @@ func (s *Server) xCreatePost(w http.ResponseWriter, r *http.Request) {
 		xProblem(w, http.StatusForbidden, "Forbidden", "You are not allowed to create a Tweet with duplicate content.", "about:blank")
 		return
 	}
-	id := tbm.digits(19)
+	id := randDigits(19)
 	extra := map[string]string{}
 	if req.ReplySettings != "" {
 		extra["reply_settings"] = req.ReplySettings
@@ -465,7 +465,7 @@ func (s *Server) xUploadSimple(w http.ResponseWriter, r *http.Request) {
 		xInvalid(w, "The media field is required (multipart/form-data).")
 		return
 	}
-	mt := xlfi.sniff(b)
+	mt := sniff(b)
 	if s.takeFault(xName, FaultMediaFetch) != nil || !strings.HasPrefix(mt, "image/") || xMediaLimit(mt) == 0 {
 		xInvalid(w, "Invalid or Unsupported media.")
 		return
@@ -474,7 +474,7 @@ func (s *Server) xUploadSimple(w http.ResponseWriter, r *http.Request) {
 		xInvalid(w, "File size exceeds "+strconv.FormatInt(xMediaLimit(mt), 10)+" bytes.")
 		return
 	}
-	m := &xMedia{ID: tbm.digits(19), Owner: a.ID, Type: mt, Category: r.FormValue("media_category"),
+	m := &xMedia{ID: randDigits(19), Owner: a.ID, Type: mt, Category: r.FormValue("media_category"),
 		Total: int64(len(b)), Finalized: true}
 	s.with(func(st map[string]any) { st["x|media|"+m.ID] = m })
 	writeJSON(w, http.StatusOK, map[string]any{"data": xMediaJSON(m)})
@@ -510,7 +510,7 @@ func (s *Server) xUploadInit(w http.ResponseWriter, r *http.Request) {
 		xInvalid(w, "media_category is required.")
 		return
 	}
-	m := &xMedia{ID: tbm.digits(19), Owner: a.ID, Type: req.MediaType, Category: req.MediaCategory,
+	m := &xMedia{ID: randDigits(19), Owner: a.ID, Type: req.MediaType, Category: req.MediaCategory,
 		Total: req.TotalBytes, Segments: map[int]int64{}}
 	s.with(func(st map[string]any) { st["x|media|"+m.ID] = m })
 	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"id": m.ID, "media_key": m.key(), "expires_after_secs": xMediaTTL}})

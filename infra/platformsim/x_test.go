@@ -12,17 +12,17 @@ import (
 )
 
 const (
-	xlfiXVerifier = "verifier-0123456789-0123456789-0123456789-abcdef"
-	xlfiXRedirect = "https://cms.example/oauth/x/callback"
+	xVerifier = "verifier-0123456789-0123456789-0123456789-abcdef"
+	xRedirect = "https://cms.example/oauth/x/callback"
 )
 
 // xCode runs the authorize page and returns a fresh code.
-func (e *xlfiEnv) xCode(t *testing.T) string {
+func (e *env) xCode(t *testing.T) string {
 	t.Helper()
 	q := e.authorize(t, "/x/i/oauth2/authorize", url.Values{
-		"response_type": {"code"}, "client_id": {"x-client"}, "redirect_uri": {xlfiXRedirect},
+		"response_type": {"code"}, "client_id": {"x-client"}, "redirect_uri": {xRedirect},
 		"scope": {"tweet.read tweet.write users.read media.write offline.access"}, "state": {"st-1"},
-		"code_challenge": {xlfiS256(xlfiXVerifier)}, "code_challenge_method": {"S256"},
+		"code_challenge": {s256(xVerifier)}, "code_challenge_method": {"S256"},
 	})
 	if q.Get("state") != "st-1" || q.Get("code") == "" {
 		t.Fatalf("authorize: got redirect query %v, want state st-1 and a code", q)
@@ -32,7 +32,7 @@ func (e *xlfiEnv) xCode(t *testing.T) string {
 
 // xToken posts to the token endpoint with Basic client authentication
 // (empty secret: a public client sending client_id in the form).
-func (e *xlfiEnv) xToken(t *testing.T, form url.Values, secret string) (int, map[string]any) {
+func (e *env) xToken(t *testing.T, form url.Values, secret string) (int, map[string]any) {
 	t.Helper()
 	h := http.Header{}
 	if secret != "" {
@@ -44,8 +44,8 @@ func (e *xlfiEnv) xToken(t *testing.T, form url.Values, secret string) (int, map
 	return status, body
 }
 
-func xlfiXExchange(code string) url.Values {
-	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {xlfiXRedirect}, "code_verifier": {xlfiXVerifier}}
+func xExchange(code string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {xRedirect}, "code_verifier": {xVerifier}}
 }
 
 func TestXOAuthCodeExchange(t *testing.T) {
@@ -53,7 +53,7 @@ func TestXOAuthCodeExchange(t *testing.T) {
 	clients := map[string]platformsim.Client{"x": {ID: "x-client", Secret: "x-secret"}}
 	cases := []struct {
 		name       string
-		prepare    func(e *xlfiEnv, form url.Values)
+		prepare    func(e *env, form url.Values)
 		secret     string
 		wantStatus int
 		wantError  string
@@ -61,38 +61,38 @@ func TestXOAuthCodeExchange(t *testing.T) {
 		{"confidential client", nil, "x-secret", http.StatusOK, ""},
 		{"public client", nil, "", http.StatusOK, ""},
 		{"wrong client secret", nil, "nope", http.StatusUnauthorized, "unauthorized_client"},
-		{"wrong verifier", func(_ *xlfiEnv, f url.Values) { f.Set("code_verifier", "something-else") }, "x-secret", http.StatusBadRequest, "invalid_request"},
-		{"other redirect_uri", func(_ *xlfiEnv, f url.Values) { f.Set("redirect_uri", "https://evil.example/cb") }, "x-secret", http.StatusBadRequest, "invalid_request"},
-		{"code older than 30 s", func(e *xlfiEnv, _ url.Values) { e.clock.Advance(31 * time.Second) }, "x-secret", http.StatusBadRequest, "invalid_request"},
-		{"invalid_grant fault", func(e *xlfiEnv, _ url.Values) {
+		{"wrong verifier", func(_ *env, f url.Values) { f.Set("code_verifier", "something-else") }, "x-secret", http.StatusBadRequest, "invalid_request"},
+		{"other redirect_uri", func(_ *env, f url.Values) { f.Set("redirect_uri", "https://evil.example/cb") }, "x-secret", http.StatusBadRequest, "invalid_request"},
+		{"code older than 30 s", func(e *env, _ url.Values) { e.clock.Advance(31 * time.Second) }, "x-secret", http.StatusBadRequest, "invalid_request"},
+		{"invalid_grant fault", func(e *env, _ url.Values) {
 			e.sim.AddFault(platformsim.Fault{Platform: "x", Kind: platformsim.FaultInvalidGrant})
 		}, "x-secret", http.StatusBadRequest, "invalid_request"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := xlfiNew(t, clients)
-			form := xlfiXExchange(e.xCode(t))
+			e := newEnv(t, clients)
+			form := xExchange(e.xCode(t))
 			if tc.prepare != nil {
 				tc.prepare(e, form)
 			}
 			status, body := e.xToken(t, form, tc.secret)
-			if status != tc.wantStatus || xlfiStr(body, "error") != tc.wantError {
+			if status != tc.wantStatus || str(body, "error") != tc.wantError {
 				t.Fatalf("got %d %v, want %d %q", status, body, tc.wantStatus, tc.wantError)
 			}
 			if tc.wantStatus != http.StatusOK {
 				return
 			}
-			if body["expires_in"] != float64(7200) || xlfiStr(body, "refresh_token") == "" {
+			if body["expires_in"] != float64(7200) || str(body, "refresh_token") == "" {
 				t.Fatalf("got %v, want a 2-hour token and a refresh token (offline.access)", body)
 			}
-			status, me, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, xlfiBearer(xlfiStr(body, "access_token")))
+			status, me, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, bearerHeader(str(body, "access_token")))
 			data, _ := me["data"].(map[string]any)
-			if status != http.StatusOK || xlfiStr(data, "id") == "" || xlfiStr(data, "username") == "" {
+			if status != http.StatusOK || str(data, "id") == "" || str(data, "username") == "" {
 				t.Fatalf("users/me: got %d %v, want the account", status, me)
 			}
 			// Codes are single use.
-			if status, body := e.xToken(t, xlfiXExchange(form.Get("code")), tc.secret); status != http.StatusBadRequest {
+			if status, body := e.xToken(t, xExchange(form.Get("code")), tc.secret); status != http.StatusBadRequest {
 				t.Fatalf("reused code: got %d %v, want 400", status, body)
 			}
 		})
@@ -101,22 +101,22 @@ func TestXOAuthCodeExchange(t *testing.T) {
 
 func TestXOAuthRefreshRotation(t *testing.T) {
 	t.Parallel()
-	e := xlfiNew(t, map[string]platformsim.Client{"x": {ID: "x-client", Secret: "x-secret"}})
-	_, first := e.xToken(t, xlfiXExchange(e.xCode(t)), "x-secret")
+	e := newEnv(t, map[string]platformsim.Client{"x": {ID: "x-client", Secret: "x-secret"}})
+	_, first := e.xToken(t, xExchange(e.xCode(t)), "x-secret")
 	refresh := func(rt string) (int, map[string]any) {
 		return e.xToken(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "x-secret")
 	}
-	status, second := refresh(xlfiStr(first, "refresh_token"))
-	if status != http.StatusOK || xlfiStr(second, "refresh_token") == xlfiStr(first, "refresh_token") {
+	status, second := refresh(str(first, "refresh_token"))
+	if status != http.StatusOK || str(second, "refresh_token") == str(first, "refresh_token") {
 		t.Fatalf("refresh: got %d %v, want a new pair", status, second)
 	}
-	if status, body := refresh(xlfiStr(first, "refresh_token")); status != http.StatusBadRequest || xlfiStr(body, "error") != "invalid_request" {
+	if status, body := refresh(str(first, "refresh_token")); status != http.StatusBadRequest || str(body, "error") != "invalid_request" {
 		t.Fatalf("old refresh token: got %d %v, want 400 invalid_request", status, body)
 	}
-	if status, _, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, xlfiBearer(xlfiStr(first, "access_token"))); status != http.StatusUnauthorized {
+	if status, _, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, bearerHeader(str(first, "access_token"))); status != http.StatusUnauthorized {
 		t.Fatalf("old access token: got %d, want 401", status)
 	}
-	if status, _ := refresh(xlfiStr(second, "refresh_token")); status != http.StatusOK {
+	if status, _ := refresh(str(second, "refresh_token")); status != http.StatusOK {
 		t.Fatalf("current refresh token: got %d, want 200", status)
 	}
 	if n := e.sim.Calls("x", "token_refresh"); n != 3 {
@@ -126,9 +126,9 @@ func TestXOAuthRefreshRotation(t *testing.T) {
 
 func TestXAuthorizeAndRevoke(t *testing.T) {
 	t.Parallel()
-	e := xlfiNew(t, nil)
-	q := url.Values{"response_type": {"code"}, "client_id": {"x-client"}, "redirect_uri": {xlfiXRedirect}, "scope": {"tweet.read"}, "state": {"s"}}
-	resp, err := xlfiNoRedirect.Get(e.url + "/x/i/oauth2/authorize?" + q.Encode())
+	e := newEnv(t, nil)
+	q := url.Values{"response_type": {"code"}, "client_id": {"x-client"}, "redirect_uri": {xRedirect}, "scope": {"tweet.read"}, "state": {"s"}}
+	resp, err := noRedirect.Get(e.sim.URL + "/x/i/oauth2/authorize?" + q.Encode())
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("authorize without PKCE: got %v %v, want 400", resp, err)
 	}
@@ -142,27 +142,27 @@ func TestXAuthorizeAndRevoke(t *testing.T) {
 	}
 
 	_, tok := e.xToken(t, url.Values{"grant_type": {"authorization_code"}, "code": {e.authorize(t, "/x/i/oauth2/authorize", q).Get("code")},
-		"redirect_uri": {xlfiXRedirect}, "code_verifier": {"abc"}}, "")
-	access := xlfiStr(tok, "access_token")
+		"redirect_uri": {xRedirect}, "code_verifier": {"abc"}}, "")
+	access := str(tok, "access_token")
 	if access == "" {
 		t.Fatalf("plain PKCE exchange: got %v, want a token", tok)
 	}
 	if status, _, _ := e.call(t, http.MethodPost, "/x/2/oauth2/revoke", url.Values{"token": {access}, "client_id": {"x-client"}}, nil); status != http.StatusOK {
 		t.Fatalf("revoke: got %d, want 200", status)
 	}
-	if status, _, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, xlfiBearer(access)); status != http.StatusUnauthorized {
+	if status, _, _ := e.call(t, http.MethodGet, "/x/2/users/me", nil, bearerHeader(access)); status != http.StatusUnauthorized {
 		t.Fatalf("revoked token: got %d, want 401", status)
 	}
 }
 
 func TestXPostRules(t *testing.T) {
 	t.Parallel()
-	e := xlfiNew(t, nil)
+	e := newEnv(t, nil)
 	e.sim.AddAccount(platformsim.Account{Platform: "x", ID: "42", Handle: "h", AccessToken: "tok"})
 	post := func(body string) int {
-		h := xlfiBearer("tok")
+		h := bearerHeader("tok")
 		h.Set("Content-Type", "application/json")
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/x/2/tweets", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, e.sim.URL+"/x/2/tweets", strings.NewReader(body))
 		req.Header = h
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

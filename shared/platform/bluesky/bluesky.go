@@ -16,12 +16,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -63,43 +63,23 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-		*s = strings.TrimRight(*s, "/")
-	}
-	def(&c.BaseURL, "https://bsky.social")
-	def(&c.VideoBaseURL, "https://video.bsky.app")
-	def(&c.AppViewURL, "https://bsky.app")
-	if c.MaxGraphemes <= 0 {
-		c.MaxGraphemes = 300
-	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 3000
-	}
-	if c.MaxImageBytes <= 0 {
-		c.MaxImageBytes = 2_000_000
-	}
-	if c.MaxVideoBytes <= 0 {
-		c.MaxVideoBytes = 300_000_000
-	}
-	if c.VideoPollInterval <= 0 {
-		c.VideoPollInterval = 2 * time.Second
-	}
-	if c.VideoPollTimeout <= 0 {
-		c.VideoPollTimeout = 5 * time.Minute
-	}
-	if c.DefaultRetryAfter <= 0 {
-		c.DefaultRetryAfter = time.Minute
-	}
+	platform.DefaultURL(&c.BaseURL, "https://bsky.social")
+	platform.DefaultURL(&c.VideoBaseURL, "https://video.bsky.app")
+	platform.DefaultURL(&c.AppViewURL, "https://bsky.app")
+	platform.DefaultPositive(&c.MaxGraphemes, 300)
+	platform.DefaultPositive(&c.MaxBytes, 3000)
+	platform.DefaultPositive(&c.MaxImageBytes, 2_000_000)
+	platform.DefaultPositive(&c.MaxVideoBytes, 300_000_000)
+	platform.DefaultPositive(&c.VideoPollInterval, 2*time.Second)
+	platform.DefaultPositive(&c.VideoPollTimeout, 5*time.Minute)
+	platform.DefaultPositive(&c.DefaultRetryAfter, time.Minute)
 	return c
 }
 
 // Adapter is the Bluesky publisher. It is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -107,12 +87,9 @@ type Adapter struct {
 // clock is the wall clock.
 func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = platformhttp.DefaultClient()
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg.withDefaults(), hc: hc, clock: clock}
+	return &Adapter{cfg: cfg.withDefaults(), api: &platformhttp.Client{Errors: errs, HC: hc}, clock: platform.ClockOrReal(clock)}
 }
 
 var (
@@ -161,33 +138,16 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	if v := p.Options["langs"]; v != "" && len(strings.Split(v, ",")) > 3 {
 		probs = append(probs, apperr.Problem{Field: "options.langs", Message: "at most 3 languages"})
 	}
-	images, videos := 0, 0
+	image := platform.KindRule{Types: imageTypes, MaxBytes: a.cfg.MaxImageBytes, Noun: "image"}
+	video := platform.KindRule{Types: videoTypes, MaxBytes: a.cfg.MaxVideoBytes, Noun: "video"}
 	for i, m := range p.Media {
 		f := fmt.Sprintf("media[%d]", i)
-		switch m.Kind {
-		case platform.Image:
-			images++
-			if m.MIMEType != "" && !slices.Contains(imageTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported image type " + m.MIMEType})
-			}
-			if m.Size > a.cfg.MaxImageBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the image limit of %d bytes", a.cfg.MaxImageBytes)})
-			}
-		case platform.Video:
-			videos++
-			if m.MIMEType != "" && !slices.Contains(videoTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported video type " + m.MIMEType})
-			}
-			if m.Size > a.cfg.MaxVideoBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the video limit of %d bytes", a.cfg.MaxVideoBytes)})
-			}
-		default:
-			probs = append(probs, apperr.Problem{Field: f + ".kind", Message: `must be "image" or "video"`})
-		}
+		probs = append(probs, platform.KindProblems(f, m, image, video)...)
 		if m.URL == "" {
 			probs = append(probs, apperr.Problem{Field: f + ".url", Message: "is required"})
 		}
 	}
+	images, videos := platform.CountKinds(p.Media)
 	switch {
 	case images > 4:
 		probs = append(probs, apperr.Problem{Field: "media", Message: fmt.Sprintf("%d images, over the limit of 4", images)})

@@ -3,16 +3,13 @@ package bluesky_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/bluesky"
@@ -20,53 +17,11 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-// clock is a settable clock whose Sleep returns at once.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-type journal struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (j *journal) Record(_ context.Context, k, v string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.m == nil {
-		j.m = map[string]string{}
-	}
-	j.m[k] = v
-	return nil
-}
-
-func (j *journal) get(k string) string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.m[k]
-}
-
 type env struct {
-	sim   *platformsim.Server
-	srv   *httptest.Server
+	sim   *simtest.Sim
 	ad    *bluesky.Adapter
 	acct  platform.Account
-	clock *clock
+	clock *simtest.StoppedClock
 }
 
 const (
@@ -76,24 +31,18 @@ const (
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c := &clock{now: t0}
-	sim := platformsim.New(platformsim.Options{Now: c.Now})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "bluesky", ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", Password: alicePass})
-	sim.AddAccount(platformsim.Account{Platform: "bluesky", ID: "did:plc:bob234567", Handle: "bob.test"})
-	ad := bluesky.New(bluesky.Config{BaseURL: srv.URL + "/bluesky", VideoBaseURL: srv.URL + "/bluesky/video", VideoPollInterval: time.Millisecond}, srv.Client(), c)
-	return &env{sim: sim, srv: srv, ad: ad, clock: c,
-		acct: platform.Account{ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", BaseURL: srv.URL + "/bluesky"}}
+	c := simtest.NewStoppedClock(t0)
+	sim := simtest.Start(t, simtest.Options{Now: c.Now, Accounts: []platformsim.Account{
+		{Platform: "bluesky", ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", Password: alicePass},
+		{Platform: "bluesky", ID: "did:plc:bob234567", Handle: "bob.test"},
+	}})
+	ad := bluesky.New(bluesky.Config{BaseURL: sim.URL + "/bluesky", VideoBaseURL: sim.URL + "/bluesky/video", VideoPollInterval: time.Millisecond}, sim.Client(), c)
+	return &env{sim: sim, ad: ad, clock: c,
+		acct: platform.Account{ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", BaseURL: sim.URL + "/bluesky"}}
 }
 
 func (e *env) media(name string) platform.Media {
-	kind := platform.Image
-	if strings.HasSuffix(name, ".mp4") {
-		kind = platform.Video
-	}
-	return platform.Media{URL: e.srv.URL + "/_sim/media/" + name, Kind: kind, AltText: "alt " + name}
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: simtest.KindOf(name), AltText: "alt " + name}
 }
 
 type recordedFacet struct {
@@ -134,14 +83,14 @@ func TestPublish(t *testing.T) {
 			if probs := e.ad.Validate(p); len(probs) != 0 {
 				t.Fatalf("Validate: got %v, want none", probs)
 			}
-			j := &journal{}
+			j := &platformsim.MemJournal{}
 			res, err := e.ad.Publish(context.Background(), e.acct, p, j)
 			if err != nil {
 				t.Fatalf("Publish: %v", err)
 			}
 			rkey := bluesky.RecordKey(p.DeliveryID)
-			if j.get(bluesky.JournalRKey) != rkey {
-				t.Errorf("journal rkey: got %q, want %q", j.get(bluesky.JournalRKey), rkey)
+			if j.Entries()[bluesky.JournalRKey] != rkey {
+				t.Errorf("journal rkey: got %q, want %q", j.Entries()[bluesky.JournalRKey], rkey)
 			}
 			wantID := "at://" + aliceDID + "/app.bsky.feed.post/" + rkey
 			if res.ID != wantID || res.URL != "https://bsky.app/profile/alice.test/post/"+rkey {
@@ -201,16 +150,9 @@ func TestRecordKey(t *testing.T) {
 	}
 }
 
-type failTransport struct{ t *testing.T }
-
-func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	f.t.Error("Validate used the network")
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := bluesky.New(bluesky.Config{}, &http.Client{Transport: failTransport{t}}, nil)
+	ad := bluesky.New(bluesky.Config{}, simtest.NoNetwork(t), nil)
 	img := platform.Media{URL: "http://127.0.0.1/a.jpg", Kind: platform.Image}
 	vid := platform.Media{URL: "http://127.0.0.1/v.mp4", Kind: platform.Video}
 	tests := []struct {
@@ -233,13 +175,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			for _, p := range ad.Validate(tt.post) {
-				got = append(got, p.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("fields: got %v, want %v", got, tt.want)
-			}
+			simtest.WantFields(t, ad.Validate(tt.post), tt.want)
 		})
 	}
 }
@@ -276,7 +212,7 @@ func TestErrors(t *testing.T) {
 			if tt.media != "" {
 				p.Media = []platform.Media{e.media(tt.media)}
 			}
-			_, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok {
 				t.Fatalf("error: got %v, want *apperr.Error", err)
@@ -299,7 +235,7 @@ func TestTimeoutAfterCreateThenReconcile(t *testing.T) {
 	e := newEnv(t)
 	e.sim.AddFault(platformsim.Fault{Platform: "bluesky", Kind: platformsim.FaultTimeoutAfterCreate})
 	p := platform.Post{DeliveryID: "dlv-t", Text: "lost answer"}
-	_, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
@@ -310,7 +246,7 @@ func TestTimeoutAfterCreateThenReconcile(t *testing.T) {
 
 	// A blind retry hits the existing rkey: the PDS answers 500, which is
 	// ambiguous, and Reconcile still finds the one post.
-	_, err = e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	_, err = e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Errorf("retry: got kind %s (%v), want ambiguous", k, err)
 	}
@@ -343,7 +279,7 @@ func TestSession(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	if s1.DID != aliceDID || s1.Handle != "alice.test" || s1.AccessJwt == "" || s1.RefreshJwt == "" || s1.PDS != e.srv.URL+"/bluesky" {
+	if s1.DID != aliceDID || s1.Handle != "alice.test" || s1.AccessJwt == "" || s1.RefreshJwt == "" || s1.PDS != e.sim.URL+"/bluesky" {
 		t.Errorf("session: got %+v, want alice's DID, handle, tokens and PDS", s1)
 	}
 	acct := platform.Account{ID: s1.DID, Handle: s1.Handle, AccessToken: s1.AccessJwt, BaseURL: s1.PDS}
@@ -363,9 +299,9 @@ func TestSession(t *testing.T) {
 	}
 
 	// The access JWT lives 2 hours; after that the PDS answers 400 ExpiredToken.
-	e.clock.advance(3 * time.Hour)
+	e.clock.Advance(3 * time.Hour)
 	acct.AccessToken = s2.AccessJwt
-	_, err = e.ad.Publish(ctx, acct, platform.Post{DeliveryID: "late", Text: "x"}, &journal{})
+	_, err = e.ad.Publish(ctx, acct, platform.Post{DeliveryID: "late", Text: "x"}, &platformsim.MemJournal{})
 	if ae, ok := apperr.As(err); !ok || ae.Kind != apperr.KindReconnect || ae.HTTPStatus != 400 || ae.Code != "bluesky.expired_token" {
 		t.Errorf("expired access: got %v, want reconnect bluesky.expired_token (HTTP 400)", err)
 	}
@@ -374,7 +310,7 @@ func TestSession(t *testing.T) {
 		t.Fatalf("Refresh after expiry: %v", err)
 	}
 	acct.AccessToken = s3.AccessJwt
-	if _, err := e.ad.Publish(ctx, acct, platform.Post{DeliveryID: "late", Text: "x"}, &journal{}); err != nil {
+	if _, err := e.ad.Publish(ctx, acct, platform.Post{DeliveryID: "late", Text: "x"}, &platformsim.MemJournal{}); err != nil {
 		t.Errorf("Publish after refresh: %v", err)
 	}
 }
@@ -400,14 +336,10 @@ func TestUnexpectedResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
+			srv := simtest.Answer(t, tt.status, tt.body)
 			ad := bluesky.New(bluesky.Config{BaseURL: srv.URL}, srv.Client(), nil)
 			acct := platform.Account{ID: "did:plc:x", AccessToken: "t"}
-			_, err := ad.Publish(context.Background(), acct, platform.Post{DeliveryID: "d", Text: "x"}, &journal{})
+			_, err := ad.Publish(context.Background(), acct, platform.Post{DeliveryID: "d", Text: "x"}, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok || ae.Kind != tt.wantKind {
 				t.Fatalf("Publish: got %v, want kind %s", err, tt.wantKind)

@@ -3,12 +3,15 @@ package bluesky
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
+
+// errs builds this adapter's errors.
+var errs = platformhttp.Errors{Platform: "bluesky", StatusCode: true}
 
 // xrpcError reads the XRPC error body {"error": "Name", "message": "..."}.
 func xrpcError(body []byte) (name, msg string) {
@@ -28,52 +31,33 @@ func xrpcError(body []byte) (name, msg string) {
 // or asks the user to reconnect when the refresh fails. A 5xx on the final
 // write (createRecord with our rkey) is ambiguous: the reference PDS also
 // answers 500 when the rkey already exists.
-func (a *Adapter) apiError(resp response, what string, final bool) *apperr.Error {
-	name, msg := xrpcError(resp.body)
+func (a *Adapter) apiError(resp platformhttp.Response, what string, final bool) *apperr.Error {
+	name, msg := xrpcError(resp.Body)
 	var e *apperr.Error
 	switch {
-	case resp.status == http.StatusTooManyRequests || name == "RateLimitExceeded":
+	case resp.Status == http.StatusTooManyRequests || name == "RateLimitExceeded":
 		e = apperr.New(apperr.KindRateLimited, "bluesky.rate_limited", what+": rate limited")
-		e.RetryAfter = a.retryAfter(resp.header)
+		e.RetryAfter = a.retryAfter(resp.Header)
 	case name == "ExpiredToken":
 		e = apperr.New(apperr.KindReconnect, "bluesky.expired_token", what+": the session token has expired; refresh the session")
-	case name == "InvalidToken" || resp.status == http.StatusUnauthorized:
+	case name == "InvalidToken" || resp.Status == http.StatusUnauthorized:
 		e = apperr.New(apperr.KindReconnect, "bluesky.invalid_token", what+": the session token is not valid")
 	case strings.HasPrefix(name, "Account"):
 		e = apperr.New(apperr.KindReconnect, "bluesky.account_unavailable", what+": the account is unavailable ("+name+")")
-	case resp.status >= 500 && final:
-		e = apperr.Newf(apperr.KindAmbiguous, "bluesky.create_uncertain", "%s: the server answered HTTP %d; the record may exist (check it with getRecord)", what, resp.status)
-	case resp.status >= 500:
-		e = apperr.Newf(apperr.KindTransient, "bluesky.server_error", "%s: the server answered HTTP %d", what, resp.status)
+	case resp.Status >= 500 && final:
+		e = apperr.Newf(apperr.KindAmbiguous, "bluesky.create_uncertain", "%s: the server answered HTTP %d; the record may exist (check it with getRecord)", what, resp.Status)
+	case resp.Status >= 500:
+		e = apperr.Newf(apperr.KindTransient, "bluesky.server_error", "%s: the server answered HTTP %d", what, resp.Status)
 	default:
-		e = apperr.Newf(apperr.KindPermanent, "bluesky.rejected", "%s: rejected (%s): %s", what, orStatus(name, resp.status), clip(msg))
+		e = apperr.Newf(apperr.KindPermanent, "bluesky.rejected", "%s: rejected (%s): %s", what, platformhttp.OrStatus(name, resp.Status), platformhttp.Clip(msg))
 	}
-	e.PlatformCode = orStatus(name, resp.status)
-	return platformErr(e, resp.status, resp.body)
-}
-
-func orStatus(name string, status int) string {
-	if name != "" {
-		return name
-	}
-	return strconv.Itoa(status)
+	e.PlatformCode = platformhttp.OrStatus(name, resp.Status)
+	return errs.Annotate(e, resp.Status, resp.Body)
 }
 
 // retryAfter reads RateLimit-Reset (epoch seconds), then Retry-After, else
 // the configured default.
 func (a *Adapter) retryAfter(h http.Header) time.Duration {
-	if v := h.Get("RateLimit-Reset"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			if d := time.Unix(n, 0).Sub(a.clock.Now()); d > 0 {
-				return d.Round(time.Second)
-			}
-			return time.Second
-		}
-	}
-	if v := h.Get("Retry-After"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second
-		}
-	}
-	return a.cfg.DefaultRetryAfter
+	reset, ok := platformhttp.EpochReset(h, "RateLimit-Reset")
+	return platformhttp.RateLimitWait(h, reset, ok, a.clock.Now(), a.cfg.DefaultRetryAfter)
 }

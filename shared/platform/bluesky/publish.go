@@ -16,13 +16,14 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
 // Publish implements platform.Publisher.
 func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
 	if !strings.HasPrefix(acct.ID, "did:") {
-		return platform.Result{}, platformErr(apperr.New(apperr.KindPermanent, "bluesky.no_did", "the account id is not a DID"), 0, nil)
+		return platform.Result{}, errs.New(apperr.KindPermanent, "bluesky.no_did", "the account id is not a DID")
 	}
 	base := a.base(acct)
 	rkey := RecordKey(p.DeliveryID)
@@ -52,29 +53,29 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 	}
 	body, err := json.Marshal(map[string]any{"repo": acct.ID, "collection": Collection, "rkey": rkey, "record": record})
 	if err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "bluesky.encode", "could not encode the post"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindPermanent, "bluesky.encode", "could not encode the post")
 	}
 	if err := j.Record(ctx, JournalRKey, rkey); err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindTransient, "bluesky.journal", "could not record the publish checkpoint"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "bluesky.journal", "could not record the publish checkpoint")
 	}
 	const what = "create record"
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/xrpc/com.atproto.repo.createRecord",
-		token: acct.AccessToken, body: body, contentType: "application/json", final: true, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: base + "/xrpc/com.atproto.repo.createRecord",
+		Token: acct.AccessToken, Body: body, ContentType: "application/json", Final: true, What: what})
 	if err != nil {
 		return platform.Result{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Result{}, a.apiError(resp, what, true)
 	}
 	var out struct {
 		URI string `json:"uri"`
 		CID string `json:"cid"`
 	}
-	if err := json.Unmarshal(resp.body, &out); err != nil || out.URI == "" {
+	if err := json.Unmarshal(resp.Body, &out); err != nil || out.URI == "" {
 		if err == nil {
 			err = errors.New("no uri")
 		}
-		return platform.Result{}, shapeErr(resp, true, what, err)
+		return platform.Result{}, errs.Shape(resp, true, what, err)
 	}
 	return platform.Result{ID: out.URI, URL: a.postURL(acct, rkey)}, nil
 }
@@ -92,26 +93,26 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 	}
 	q := url.Values{"repo": {acct.ID}, "collection": {Collection}, "rkey": {rkey}}
 	const what = "get record"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.base(acct) + "/xrpc/com.atproto.repo.getRecord?" + q.Encode(), what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.base(acct) + "/xrpc/com.atproto.repo.getRecord?" + q.Encode(), What: what})
 	if err != nil {
 		return platform.Result{}, false, err
 	}
-	if resp.status == http.StatusBadRequest || resp.status == http.StatusNotFound {
-		if name, _ := xrpcError(resp.body); name == "RecordNotFound" {
+	if resp.Status == http.StatusBadRequest || resp.Status == http.StatusNotFound {
+		if name, _ := xrpcError(resp.Body); name == "RecordNotFound" {
 			return platform.Result{}, false, nil
 		}
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Result{}, false, a.apiError(resp, what, false)
 	}
 	var out struct {
 		URI string `json:"uri"`
 	}
-	if err := json.Unmarshal(resp.body, &out); err != nil || out.URI == "" {
+	if err := json.Unmarshal(resp.Body, &out); err != nil || out.URI == "" {
 		if err == nil {
 			err = errors.New("no uri")
 		}
-		e := shapeErr(resp, false, what, err)
+		e := errs.Shape(resp, false, what, err)
 		e.Kind = apperr.KindAmbiguous
 		return platform.Result{}, false, e
 	}
@@ -147,22 +148,22 @@ func (a *Adapter) embed(ctx context.Context, base string, acct platform.Account,
 			return nil, err
 		}
 		what := fmt.Sprintf("upload media[%d]", i)
-		resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/xrpc/com.atproto.repo.uploadBlob",
-			token: acct.AccessToken, body: data, contentType: ct, what: what})
+		resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: base + "/xrpc/com.atproto.repo.uploadBlob",
+			Token: acct.AccessToken, Body: data, ContentType: ct, What: what})
 		if err != nil {
 			return nil, err
 		}
-		if resp.status != http.StatusOK {
+		if resp.Status != http.StatusOK {
 			return nil, a.apiError(resp, what, false)
 		}
 		var out struct {
 			Blob json.RawMessage `json:"blob"`
 		}
-		if err := json.Unmarshal(resp.body, &out); err != nil || len(out.Blob) == 0 || out.Blob[0] != '{' {
+		if err := json.Unmarshal(resp.Body, &out); err != nil || len(out.Blob) == 0 || out.Blob[0] != '{' {
 			if err == nil {
 				err = errors.New("no blob")
 			}
-			return nil, shapeErr(resp, false, what, err)
+			return nil, errs.Shape(resp, false, what, err)
 		}
 		images = append(images, map[string]any{"image": out.Blob, "alt": m.AltText})
 	}
@@ -171,7 +172,7 @@ func (a *Adapter) embed(ctx context.Context, base string, acct platform.Account,
 
 // fetch downloads media item i, labelling errors with its position.
 func (a *Adapter) fetch(ctx context.Context, i int, m platform.Media, max int64) ([]byte, string, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
 			e.Platform = "bluesky"
@@ -195,72 +196,72 @@ func (a *Adapter) uploadVideo(ctx context.Context, base string, acct platform.Ac
 	q := url.Values{"aud": {aud}, "lxm": {"com.atproto.repo.uploadBlob"},
 		"exp": {strconv.FormatInt(a.clock.Now().Add(30*time.Minute).Unix(), 10)}}
 	what := "get service auth"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/xrpc/com.atproto.server.getServiceAuth?" + q.Encode(),
-		token: acct.AccessToken, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/xrpc/com.atproto.server.getServiceAuth?" + q.Encode(),
+		Token: acct.AccessToken, What: what})
 	if err != nil {
 		return nil, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return nil, a.apiError(resp, what, false)
 	}
 	var svc struct {
 		Token string `json:"token"`
 	}
-	if err := json.Unmarshal(resp.body, &svc); err != nil || svc.Token == "" {
+	if err := json.Unmarshal(resp.Body, &svc); err != nil || svc.Token == "" {
 		if err == nil {
 			err = errors.New("no token")
 		}
-		return nil, shapeErr(resp, false, what, err)
+		return nil, errs.Shape(resp, false, what, err)
 	}
 
 	what = "upload video"
 	q = url.Values{"did": {acct.ID}, "name": {name + ".mp4"}}
-	resp, err = a.do(ctx, request{method: http.MethodPost, url: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.uploadVideo?" + q.Encode(),
-		token: svc.Token, body: data, contentType: ct, what: what})
+	resp, err = a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.uploadVideo?" + q.Encode(),
+		Token: svc.Token, Body: data, ContentType: ct, What: what})
 	if err != nil {
 		return nil, err
 	}
-	job, jerr := decodeJob(resp.body)
+	job, jerr := decodeJob(resp.Body)
 	// The service answers 409 with the existing job for a video it has seen.
-	if resp.status != http.StatusOK && !(resp.status == http.StatusConflict && jerr == nil && job.JobID != "") {
+	if resp.Status != http.StatusOK && !(resp.Status == http.StatusConflict && jerr == nil && job.JobID != "") {
 		return nil, a.apiError(resp, what, false)
 	}
 	if jerr != nil || job.JobID == "" {
 		if jerr == nil {
 			jerr = errors.New("no jobId")
 		}
-		return nil, shapeErr(resp, false, what, jerr)
+		return nil, errs.Shape(resp, false, what, jerr)
 	}
 	deadline := a.clock.Now().Add(a.cfg.VideoPollTimeout)
 	for {
 		switch job.State {
 		case "JOB_STATE_COMPLETED":
 			if len(job.Blob) == 0 {
-				return nil, shapeErr(resp, false, what, errors.New("completed job without blob"))
+				return nil, errs.Shape(resp, false, what, errors.New("completed job without blob"))
 			}
 			return job.Blob, nil
 		case "JOB_STATE_FAILED":
-			return nil, platformErr(apperr.Newf(apperr.KindPermanent, "bluesky.video_failed",
-				"the video service could not process the video: %s", clip(job.Error+" "+job.Message)), resp.status, resp.body)
+			return nil, errs.Annotate(apperr.Newf(apperr.KindPermanent, "bluesky.video_failed",
+				"the video service could not process the video: %s", platformhttp.Clip(job.Error+" "+job.Message)), resp.Status, resp.Body)
 		}
 		if !a.clock.Now().Before(deadline) {
-			return nil, platformErr(apperr.Newf(apperr.KindTransient, "bluesky.video_timeout",
-				"the video is still processing after %s", a.cfg.VideoPollTimeout), resp.status, resp.body)
+			return nil, errs.Annotate(apperr.Newf(apperr.KindTransient, "bluesky.video_timeout",
+				"the video is still processing after %s", a.cfg.VideoPollTimeout), resp.Status, resp.Body)
 		}
 		if err := a.clock.Sleep(ctx, a.cfg.VideoPollInterval); err != nil {
-			return nil, platformErr(apperr.Wrap(err, apperr.KindTransient, "bluesky.cancelled", "cancelled while the video was processing"), 0, nil)
+			return nil, errs.Wrap(err, apperr.KindTransient, "bluesky.cancelled", "cancelled while the video was processing")
 		}
 		what = "video job status"
-		resp, err = a.do(ctx, request{method: http.MethodGet,
-			url: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.getJobStatus?" + url.Values{"jobId": {job.JobID}}.Encode(), what: what})
+		resp, err = a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet,
+			URL: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.getJobStatus?" + url.Values{"jobId": {job.JobID}}.Encode(), What: what})
 		if err != nil {
 			return nil, err
 		}
-		if resp.status != http.StatusOK {
+		if resp.Status != http.StatusOK {
 			return nil, a.apiError(resp, what, false)
 		}
-		if job, jerr = decodeJob(resp.body); jerr != nil {
-			return nil, shapeErr(resp, false, what, jerr)
+		if job, jerr = decodeJob(resp.Body); jerr != nil {
+			return nil, errs.Shape(resp, false, what, jerr)
 		}
 	}
 }
@@ -363,15 +364,15 @@ func (a *Adapter) facets(ctx context.Context, base, txt string) []facet {
 
 // resolveHandle returns the DID of handle, or "" when it does not resolve.
 func (a *Adapter) resolveHandle(ctx context.Context, base, handle string) string {
-	resp, err := a.do(ctx, request{method: http.MethodGet,
-		url: base + "/xrpc/com.atproto.identity.resolveHandle?" + url.Values{"handle": {handle}}.Encode(), what: "resolve handle"})
-	if err != nil || resp.status != http.StatusOK {
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet,
+		URL: base + "/xrpc/com.atproto.identity.resolveHandle?" + url.Values{"handle": {handle}}.Encode(), What: "resolve handle"})
+	if err != nil || resp.Status != http.StatusOK {
 		return ""
 	}
 	var out struct {
 		DID string `json:"did"`
 	}
-	if json.Unmarshal(resp.body, &out) != nil || !strings.HasPrefix(out.DID, "did:") {
+	if json.Unmarshal(resp.Body, &out) != nil || !strings.HasPrefix(out.DID, "did:") {
 		return ""
 	}
 	return out.DID

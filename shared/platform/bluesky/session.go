@@ -9,6 +9,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
 
 // Session is an app-password session. Refresh JWTs rotate: after Refresh,
@@ -31,20 +32,20 @@ type Session struct {
 func (a *Adapter) Login(ctx context.Context, identifier, appPassword string) (Session, error) {
 	body, err := json.Marshal(map[string]string{"identifier": identifier, "password": appPassword})
 	if err != nil {
-		return Session{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "bluesky.encode", "could not encode the login"), 0, nil)
+		return Session{}, errs.Wrap(err, apperr.KindPermanent, "bluesky.encode", "could not encode the login")
 	}
 	const what = "create session"
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: a.cfg.BaseURL + "/xrpc/com.atproto.server.createSession",
-		body: body, contentType: "application/json", what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: a.cfg.BaseURL + "/xrpc/com.atproto.server.createSession",
+		Body: body, ContentType: "application/json", What: what})
 	if err != nil {
 		return Session{}, err
 	}
-	if resp.status != http.StatusOK {
-		if name, _ := xrpcError(resp.body); resp.status == http.StatusUnauthorized || name == "AuthenticationRequired" {
+	if resp.Status != http.StatusOK {
+		if name, _ := xrpcError(resp.Body); resp.Status == http.StatusUnauthorized || name == "AuthenticationRequired" {
 			e := apperr.New(apperr.KindInvalid, "bluesky.bad_credentials", "the handle or app password is wrong")
 			e.Problems = []apperr.Problem{{Field: "appPassword", Message: "handle or app password is wrong"}}
-			e.PlatformCode = orStatus(name, resp.status)
-			return Session{}, platformErr(e, resp.status, resp.body)
+			e.PlatformCode = platformhttp.OrStatus(name, resp.Status)
+			return Session{}, errs.Annotate(e, resp.Status, resp.Body)
 		}
 		return Session{}, a.apiError(resp, what, false)
 	}
@@ -61,14 +62,14 @@ func (a *Adapter) Refresh(ctx context.Context, refreshJwt string) (Session, erro
 // RefreshAt is Refresh against a specific PDS (an account's BaseURL).
 func (a *Adapter) RefreshAt(ctx context.Context, pdsURL, refreshJwt string) (Session, error) {
 	const what = "refresh session"
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: strings.TrimRight(pdsURL, "/") + "/xrpc/com.atproto.server.refreshSession",
-		token: refreshJwt, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: strings.TrimRight(pdsURL, "/") + "/xrpc/com.atproto.server.refreshSession",
+		Token: refreshJwt, What: what})
 	if err != nil {
 		return Session{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		e := a.apiError(resp, what, false)
-		if e.Kind == apperr.KindPermanent && resp.status < 500 {
+		if e.Kind == apperr.KindPermanent && resp.Status < 500 {
 			// Any other rejection of a refresh token also means the
 			// session is gone.
 			e.Kind, e.Code = apperr.KindReconnect, "bluesky.refresh_rejected"
@@ -78,7 +79,7 @@ func (a *Adapter) RefreshAt(ctx context.Context, pdsURL, refreshJwt string) (Ses
 	return decodeSession(resp, what)
 }
 
-func decodeSession(resp response, what string) (Session, error) {
+func decodeSession(resp platformhttp.Response, what string) (Session, error) {
 	var in struct {
 		Session
 		DIDDoc struct {
@@ -89,11 +90,11 @@ func decodeSession(resp response, what string) (Session, error) {
 			} `json:"service"`
 		} `json:"didDoc"`
 	}
-	if err := json.Unmarshal(resp.body, &in); err != nil || in.DID == "" || in.AccessJwt == "" || in.RefreshJwt == "" {
+	if err := json.Unmarshal(resp.Body, &in); err != nil || in.DID == "" || in.AccessJwt == "" || in.RefreshJwt == "" {
 		if err == nil {
 			err = errors.New("missing did or tokens")
 		}
-		return Session{}, shapeErr(resp, false, what, err)
+		return Session{}, errs.Shape(resp, false, what, err)
 	}
 	s := in.Session
 	for _, svc := range in.DIDDoc.Service {
@@ -107,23 +108,23 @@ func decodeSession(resp response, what string) (Session, error) {
 // WhoAmI implements platform.Identifier with com.atproto.server.getSession.
 func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.Identity, error) {
 	const what = "get session"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.base(acct) + "/xrpc/com.atproto.server.getSession",
-		token: acct.AccessToken, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.base(acct) + "/xrpc/com.atproto.server.getSession",
+		Token: acct.AccessToken, What: what})
 	if err != nil {
 		return platform.Identity{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Identity{}, a.apiError(resp, what, false)
 	}
 	var me struct {
 		DID    string `json:"did"`
 		Handle string `json:"handle"`
 	}
-	if err := json.Unmarshal(resp.body, &me); err != nil || me.DID == "" {
+	if err := json.Unmarshal(resp.Body, &me); err != nil || me.DID == "" {
 		if err == nil {
 			err = errors.New("no did")
 		}
-		return platform.Identity{}, shapeErr(resp, false, what, err)
+		return platform.Identity{}, errs.Shape(resp, false, what, err)
 	}
 	return platform.Identity{ID: me.DID, Handle: me.Handle}, nil
 }

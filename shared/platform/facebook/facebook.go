@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/facebook/graph"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -58,33 +57,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.GraphURL == "" {
-		c.GraphURL = "https://graph.facebook.com"
-	}
-	if c.Version == "" {
-		c.Version = "v26.0"
-	}
-	if c.TextLimit == 0 {
-		c.TextLimit = 63206
-	}
-	if c.MaxImages == 0 {
-		c.MaxImages = 10
-	}
-	if c.MaxImageBytes == 0 {
-		c.MaxImageBytes = 4 << 20
-	}
-	if c.MaxVideoBytes == 0 {
-		c.MaxVideoBytes = 1 << 30
-	}
-	if c.ThrottleWait == 0 {
-		c.ThrottleWait = 10 * time.Minute
-	}
-	if c.ReconcileSlack == 0 {
-		c.ReconcileSlack = 5 * time.Minute
-	}
-	if c.HTTPTimeout == 0 {
-		c.HTTPTimeout = 60 * time.Second
-	}
+	platform.Default(&c.GraphURL, "https://graph.facebook.com")
+	platform.Default(&c.Version, "v26.0")
+	platform.Default(&c.TextLimit, 63206)
+	platform.Default(&c.MaxImages, 10)
+	platform.Default(&c.MaxImageBytes, 4<<20)
+	platform.Default(&c.MaxVideoBytes, 1<<30)
+	platform.Default(&c.ThrottleWait, 10*time.Minute)
+	platform.Default(&c.ReconcileSlack, 5*time.Minute)
+	platform.Default(&c.HTTPTimeout, 60*time.Second)
 	return c
 }
 
@@ -103,9 +84,7 @@ func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.HTTPTimeout}
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
+	clock = platform.ClockOrReal(clock)
 	return &Adapter{cfg: cfg, clock: clock, graph: &graph.Client{
 		Platform: string(platform.Facebook), BaseURL: strings.TrimRight(cfg.GraphURL, "/") + "/" + cfg.Version,
 		HC: hc, Clock: clock, ThrottleWait: cfg.ThrottleWait,
@@ -153,27 +132,9 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	if n := text.Count(platform.CountUTF16, msg); n > a.cfg.TextLimit {
 		probs = append(probs, apperr.Problem{Field: "text", Message: fmt.Sprintf("is %d characters (with the link); Facebook accepts at most %d", n, a.cfg.TextLimit)})
 	}
-	images, videos := 0, 0
-	for i, m := range p.Media {
-		field := fmt.Sprintf("media[%d]", i)
-		var types []string
-		var max int64
-		switch m.Kind {
-		case platform.Image:
-			images, types, max = images+1, imageTypes, a.cfg.MaxImageBytes
-		case platform.Video:
-			videos, types, max = videos+1, videoTypes, a.cfg.MaxVideoBytes
-		default:
-			probs = append(probs, apperr.Problem{Field: field + ".kind", Message: "must be image or video"})
-			continue
-		}
-		if mt := mimeOf(m); mt != "" && !slices.Contains(types, mt) {
-			probs = append(probs, apperr.Problem{Field: field + ".mimeType", Message: fmt.Sprintf("%s is not accepted; Facebook takes %s", mt, strings.Join(types, ", "))})
-		}
-		if m.Size > max {
-			probs = append(probs, apperr.Problem{Field: field + ".size", Message: fmt.Sprintf("is %d bytes; the limit is %d", m.Size, max)})
-		}
-	}
+	limits := platform.MediaLimits{ImageTypes: imageTypes, VideoTypes: videoTypes, MaxImageBytes: a.cfg.MaxImageBytes, MaxVideoBytes: a.cfg.MaxVideoBytes}
+	probs = append(probs, limits.Problems(p.Media, "Facebook", extTypes)...)
+	images, videos := platform.CountKinds(p.Media)
 	switch {
 	case images > 0 && videos > 0:
 		probs = append(probs, apperr.Problem{Field: "media", Message: "Facebook posts carry photos or one video, not both"})
@@ -312,9 +273,7 @@ var errMissingID = errors.New("the answer has no id")
 // journalSent records when the publishing call goes out, before it does.
 func (a *Adapter) journalSent(ctx context.Context, j platform.Journal) error {
 	if err := j.Record(ctx, JournalSentAt, a.clock.Now().UTC().Format(time.RFC3339)); err != nil {
-		e := apperr.Wrap(err, apperr.KindTransient, "facebook.journal", "could not record the publishing checkpoint")
-		e.Platform = string(platform.Facebook)
-		return e
+		return errs.Wrap(err, apperr.KindTransient, "facebook.journal", "could not record the publishing checkpoint")
 	}
 	return nil
 }
@@ -379,10 +338,11 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 }
 
 func (a *Adapter) ambiguous(msg string) *apperr.Error {
-	e := apperr.New(apperr.KindAmbiguous, "facebook.cannot_reconcile", msg)
-	e.Platform = string(platform.Facebook)
-	return e
+	return errs.New(apperr.KindAmbiguous, "facebook.cannot_reconcile", msg)
 }
+
+// errs builds this adapter's own errors (graph builds the API's).
+var errs = platformhttp.Errors{Platform: string(platform.Facebook)}
 
 // WhoAmI implements platform.Identifier: the Page the token belongs to.
 func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.Identity, error) {
@@ -400,22 +360,6 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 	return platform.Identity{ID: out.ID, Handle: out.Name, Name: out.Name}, nil
 }
 
-// extTypes maps file extensions to MIME types for media whose type is not
-// given.
-var extTypes = map[string]string{
-	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-	".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff", ".mp4": "video/mp4", ".mov": "video/quicktime",
-}
-
-// mimeOf is m's MIME type as given, else guessed from the URL's extension,
-// else "" (unknown until downloaded).
-func mimeOf(m platform.Media) string {
-	if m.MIMEType != "" {
-		return m.MIMEType
-	}
-	u, err := url.Parse(m.URL)
-	if err != nil {
-		return ""
-	}
-	return extTypes[strings.ToLower(path.Ext(u.Path))]
-}
+// extTypes are the file extensions Facebook takes beyond the common ones,
+// for media whose type is not given.
+var extTypes = map[string]string{".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}

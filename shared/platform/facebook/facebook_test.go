@@ -2,14 +2,12 @@ package facebook_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/facebook"
@@ -20,8 +18,7 @@ var start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 const pageID = "555000111"
 
 type env struct {
-	sim  *platformsim.Server
-	url  string
+	sim  *simtest.Sim
 	ad   *facebook.Adapter
 	acct platform.Account
 }
@@ -29,30 +26,14 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	clock := platformsim.NewManualClock(start)
-	sim := platformsim.New(platformsim.Options{Now: clock.Now})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "facebook", ID: pageID, Handle: "Sim Page", AccessToken: "tok-page"})
-	ad := facebook.New(facebook.Config{GraphURL: srv.URL + "/facebook"}, srv.Client(), clock)
-	return &env{sim: sim, url: srv.URL, ad: ad, acct: platform.Account{ID: pageID, AccessToken: "tok-page"}}
+	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
+		Accounts: []platformsim.Account{{Platform: "facebook", ID: pageID, Handle: "Sim Page", AccessToken: "tok-page"}}})
+	ad := facebook.New(facebook.Config{GraphURL: sim.URL + "/facebook"}, sim.Client(), clock)
+	return &env{sim: sim, ad: ad, acct: platform.Account{ID: pageID, AccessToken: "tok-page"}}
 }
 
 func (e *env) media(name string, kind platform.MediaKind) platform.Media {
-	return platform.Media{URL: e.url + "/_sim/media/" + name, Kind: kind}
-}
-
-// wantErr checks err's kind and code and returns it.
-func wantErr(t *testing.T, err error, kind apperr.Kind, code string) *apperr.Error {
-	t.Helper()
-	e, ok := apperr.As(err)
-	if !ok {
-		t.Fatalf("got error %v (%T), want *apperr.Error of kind %s", err, err, kind)
-	}
-	if e.Kind != kind || (code != "" && e.Code != code) {
-		t.Fatalf("got %s/%s (%v), want %s/%s", e.Kind, e.Code, e, kind, code)
-	}
-	return e
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: kind}
 }
 
 func TestPublish(t *testing.T) {
@@ -108,17 +89,9 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// noNetwork fails the test on any request.
-type noNetwork struct{ t *testing.T }
-
-func (n noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
-	n.t.Errorf("Validate made a request to %s", r.URL)
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := facebook.New(facebook.Config{}, &http.Client{Transport: noNetwork{t}}, nil)
+	ad := facebook.New(facebook.Config{}, simtest.NoNetwork(t), nil)
 	img := platform.Media{URL: "https://cdn.example/a.jpg", Kind: platform.Image}
 	vid := platform.Media{URL: "https://cdn.example/v.mp4", Kind: platform.Video}
 	many := make([]platform.Media, 11)
@@ -144,19 +117,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			probs := ad.Validate(tc.post)
-			if tc.wantField == "" {
-				if len(probs) != 0 {
-					t.Fatalf("got problems %+v, want none", probs)
-				}
-				return
-			}
-			for _, p := range probs {
-				if p.Field == tc.wantField && strings.Contains(p.Message, tc.wantIn) {
-					return
-				}
-			}
-			t.Fatalf("got problems %+v, want one on %s mentioning %q", probs, tc.wantField, tc.wantIn)
+			simtest.WantProblem(t, ad.Validate(tc.post), tc.wantField, tc.wantIn)
 		})
 	}
 }
@@ -200,7 +161,7 @@ func TestErrors(t *testing.T) {
 				p.Media = append(p.Media, e.media(name, kind))
 			}
 			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
-			ae := wantErr(t, err, tc.wantKind, tc.wantCode)
+			ae := simtest.WantErr(t, err, tc.wantKind, tc.wantCode)
 			if ae.RetryAfter != tc.wantAfter || ae.PlatformCode != tc.wantPCode {
 				t.Errorf("got RetryAfter %v code %q, want %v %q", ae.RetryAfter, ae.PlatformCode, tc.wantAfter, tc.wantPCode)
 			}
@@ -219,7 +180,7 @@ func TestDuplicateOfPreviousPost(t *testing.T) {
 		t.Fatalf("first Publish: %v", err)
 	}
 	_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
-	wantErr(t, err, apperr.KindPermanent, "facebook.duplicate")
+	simtest.WantErr(t, err, apperr.KindPermanent, "facebook.duplicate")
 }
 
 func TestReconcile(t *testing.T) {
@@ -251,7 +212,7 @@ func TestReconcile(t *testing.T) {
 			}
 			j := &platformsim.MemJournal{}
 			_, err := e.ad.Publish(ctx, e.acct, p, j)
-			wantErr(t, err, apperr.KindAmbiguous, "")
+			simtest.WantErr(t, err, apperr.KindAmbiguous, "")
 			if _, found, err := e.ad.Reconcile(ctx, e.acct, p); found || err != nil {
 				t.Fatalf("Reconcile without a checkpoint: got found=%v err=%v, want false, nil", found, err)
 			}
@@ -282,19 +243,11 @@ func TestWhoAmI(t *testing.T) {
 		t.Fatalf("got %+v, want %s Sim Page", id, pageID)
 	}
 	_, err = e.ad.WhoAmI(context.Background(), platform.Account{AccessToken: "nope"})
-	wantErr(t, err, apperr.KindReconnect, "facebook.token")
+	simtest.WantErr(t, err, apperr.KindReconnect, "facebook.token")
 }
 
 func TestUnexpectedAnswers(t *testing.T) {
 	t.Parallel()
-	server := func(status int, body string) string {
-		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte(body))
-		}))
-		t.Cleanup(s.Close)
-		return s.URL
-	}
 	cases := []struct {
 		name        string
 		status      int
@@ -310,12 +263,12 @@ func TestUnexpectedAnswers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ad := facebook.New(facebook.Config{GraphURL: server(tc.status, tc.body)}, nil, nil)
+			ad := facebook.New(facebook.Config{GraphURL: simtest.Answer(t, tc.status, tc.body).URL}, nil, nil)
 			acct := platform.Account{ID: pageID, AccessToken: "t"}
 			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "hi"}, platform.NopJournal{})
-			wantErr(t, err, tc.publishKind, "")
+			simtest.WantErr(t, err, tc.publishKind, "")
 			_, err = ad.WhoAmI(context.Background(), acct)
-			wantErr(t, err, tc.whoamiKind, "")
+			simtest.WantErr(t, err, tc.whoamiKind, "")
 		})
 	}
 }

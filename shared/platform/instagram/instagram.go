@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +25,7 @@ import (
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/facebook/graph"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -75,37 +74,19 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.GraphURL == "" {
-		c.GraphURL = "https://graph.instagram.com"
-	}
-	if c.Version == "" {
-		c.Version = "v26.0"
-	}
-	def(&c.CaptionLimit, 2200)
-	def(&c.MaxHashtags, 30)
-	def(&c.MaxMentions, 20)
-	def(&c.MaxCarousel, 10)
-	if c.MaxImageBytes == 0 {
-		c.MaxImageBytes = 8 << 20
-	}
-	if c.MaxVideoBytes == 0 {
-		c.MaxVideoBytes = 300 << 20
-	}
-	defDur(&c.PollInterval, 5*time.Second)
-	defDur(&c.PollTimeout, 90*time.Second)
-	defDur(&c.QuotaWait, time.Hour)
-	defDur(&c.ThrottleWait, 10*time.Minute)
-	defDur(&c.HTTPTimeout, 60*time.Second)
+	platform.Default(&c.GraphURL, "https://graph.instagram.com")
+	platform.Default(&c.Version, "v26.0")
+	platform.Default(&c.CaptionLimit, 2200)
+	platform.Default(&c.MaxHashtags, 30)
+	platform.Default(&c.MaxMentions, 20)
+	platform.Default(&c.MaxCarousel, 10)
+	platform.Default(&c.MaxImageBytes, 8<<20)
+	platform.Default(&c.MaxVideoBytes, 300<<20)
+	platform.Default(&c.PollInterval, 5*time.Second)
+	platform.Default(&c.PollTimeout, 90*time.Second)
+	platform.Default(&c.QuotaWait, time.Hour)
+	platform.Default(&c.ThrottleWait, 10*time.Minute)
+	platform.Default(&c.HTTPTimeout, 60*time.Second)
 	return c
 }
 
@@ -124,9 +105,7 @@ func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.HTTPTimeout}
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
+	clock = platform.ClockOrReal(clock)
 	return &Adapter{cfg: cfg, clock: clock, graph: &graph.Client{
 		Platform: string(platform.Instagram), BaseURL: strings.TrimRight(cfg.GraphURL, "/") + "/" + cfg.Version,
 		HC: hc, Clock: clock, ThrottleWait: cfg.ThrottleWait, QuotaWait: cfg.QuotaWait,
@@ -179,26 +158,8 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	case n > a.cfg.MaxCarousel:
 		add("media", "has %d items; a carousel takes at most %d", n, a.cfg.MaxCarousel)
 	}
-	for i, m := range p.Media {
-		field := fmt.Sprintf("media[%d]", i)
-		var types []string
-		var max int64
-		switch m.Kind {
-		case platform.Image:
-			types, max = imageTypes, a.cfg.MaxImageBytes
-		case platform.Video:
-			types, max = videoTypes, a.cfg.MaxVideoBytes
-		default:
-			add(field+".kind", "must be image or video")
-			continue
-		}
-		if mt := mimeOf(m); mt != "" && !slices.Contains(types, mt) {
-			add(field+".mimeType", "%s is not accepted; Instagram takes %s", mt, strings.Join(types, ", "))
-		}
-		if m.Size > max {
-			add(field+".size", "is %d bytes; the limit is %d", m.Size, max)
-		}
-	}
+	limits := platform.MediaLimits{ImageTypes: imageTypes, VideoTypes: videoTypes, MaxImageBytes: a.cfg.MaxImageBytes, MaxVideoBytes: a.cfg.MaxVideoBytes}
+	probs = append(probs, limits.Problems(p.Media, "Instagram", extTypes)...)
 	return probs
 }
 
@@ -209,7 +170,7 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 // it failed or expired, a new one is made.
 func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
 	if len(p.Media) == 0 {
-		return platform.Result{}, a.newErr(apperr.KindPermanent, "instagram.media_required", "Instagram posts need at least one image or video")
+		return platform.Result{}, errs.New(apperr.KindPermanent, "instagram.media_required", "Instagram posts need at least one image or video")
 	}
 	cid := p.Journal[JournalContainer]
 	if cid != "" {
@@ -237,7 +198,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 			return platform.Result{}, err
 		}
 		if err := j.Record(ctx, JournalContainer, cid); err != nil {
-			return platform.Result{}, a.wrapErr(err, apperr.KindTransient, "instagram.journal", "could not record the container checkpoint")
+			return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "instagram.journal", "could not record the container checkpoint")
 		}
 	}
 	if err := a.waitFinished(ctx, acct, cid); err != nil {
@@ -353,20 +314,20 @@ func (a *Adapter) waitFinished(ctx context.Context, acct platform.Account, id st
 		case "ERROR":
 			return a.processingError(st.Status)
 		case "EXPIRED":
-			return a.newErr(apperr.KindTransient, "instagram.container_expired", "the media container expired before it was published")
+			return errs.New(apperr.KindTransient, "instagram.container_expired", "the media container expired before it was published")
 		case "PUBLISHED":
-			return a.newErr(apperr.KindPermanent, "instagram.container_published", "the media container was published already")
+			return errs.New(apperr.KindPermanent, "instagram.container_published", "the media container was published already")
 		case "IN_PROGRESS":
 		default:
-			return a.newErr(apperr.KindPermanent, "instagram.unexpected_response", "unknown container status "+st.Code)
+			return errs.New(apperr.KindPermanent, "instagram.unexpected_response", "unknown container status "+st.Code)
 		}
 		if !a.clock.Now().Before(deadline) {
-			e := a.newErr(apperr.KindTransient, "instagram.container_processing", "Instagram is still processing the media")
+			e := errs.New(apperr.KindTransient, "instagram.container_processing", "Instagram is still processing the media")
 			e.RetryAfter = a.cfg.PollInterval
 			return e
 		}
 		if err := a.clock.Sleep(ctx, a.cfg.PollInterval); err != nil {
-			return a.wrapErr(err, apperr.KindTransient, "instagram.container_processing", "stopped waiting for Instagram to process the media")
+			return errs.Wrap(err, apperr.KindTransient, "instagram.container_processing", "stopped waiting for Instagram to process the media")
 		}
 	}
 }
@@ -375,7 +336,7 @@ func (a *Adapter) waitFinished(ctx context.Context, acct platform.Account, id st
 // its text: download timeouts and server errors are transient (a new
 // container may succeed), anything else is permanent.
 func (a *Adapter) processingError(status string) *apperr.Error {
-	e := a.newErr(apperr.KindPermanent, "instagram.media_failed", "Instagram could not process the media: "+status)
+	e := errs.New(apperr.KindPermanent, "instagram.media_failed", "Instagram could not process the media: "+status)
 	if m := subcodePattern.FindStringSubmatch(status); m != nil {
 		e.PlatformCode = m[1]
 		if sub, _ := strconv.Atoi(m[1]); graph.TransientSubcode(sub) {
@@ -402,7 +363,7 @@ func (a *Adapter) checkQuota(ctx context.Context, acct platform.Account) error {
 		return err
 	}
 	if len(out.Data) > 0 && out.Data[0].Config.Total > 0 && out.Data[0].Usage >= out.Data[0].Config.Total {
-		e := a.newErr(apperr.KindRateLimited, "instagram.publishing_limit",
+		e := errs.New(apperr.KindRateLimited, "instagram.publishing_limit",
 			fmt.Sprintf("the account published %d posts in 24 hours, its cap", out.Data[0].Usage))
 		e.RetryAfter = a.cfg.QuotaWait
 		return e
@@ -462,7 +423,7 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 	st, err := a.status(ctx, acct, cid)
 	if err != nil {
 		if apperr.Is(err, apperr.KindPermanent) {
-			e := a.wrapErr(err, apperr.KindAmbiguous, "instagram.cannot_reconcile", "the journaled container could not be read")
+			e := errs.Wrap(err, apperr.KindAmbiguous, "instagram.cannot_reconcile", "the journaled container could not be read")
 			return platform.Result{}, false, e
 		}
 		return platform.Result{}, false, err
@@ -494,34 +455,10 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 	return platform.Identity{ID: out.UserID.String(), Handle: out.Username}, nil
 }
 
-func (a *Adapter) newErr(kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.New(kind, code, msg)
-	e.Platform = string(platform.Instagram)
-	return e
-}
+// errs builds this adapter's own errors (graph builds the API's).
+var errs = platformhttp.Errors{Platform: string(platform.Instagram)}
 
-func (a *Adapter) wrapErr(err error, kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.Wrap(err, kind, code, msg)
-	e.Platform = string(platform.Instagram)
-	return e
-}
-
-// extTypes maps file extensions to MIME types for media whose type is not
-// given.
-var extTypes = map[string]string{
-	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-	".heic": "image/heic", ".mp4": "video/mp4", ".mov": "video/quicktime",
-}
-
-// mimeOf is m's MIME type as given, else guessed from the URL's extension,
-// else "" (unknown until Instagram fetches it).
-func mimeOf(m platform.Media) string {
-	if m.MIMEType != "" {
-		return m.MIMEType
-	}
-	u, err := url.Parse(m.URL)
-	if err != nil {
-		return ""
-	}
-	return extTypes[strings.ToLower(path.Ext(u.Path))]
-}
+// extTypes are the file extensions Instagram takes beyond the common ones,
+// for media whose type is not given (it is unknown until Instagram fetches
+// the media).
+var extTypes = map[string]string{".heic": "image/heic"}

@@ -2,14 +2,13 @@ package instagram_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/instagram"
@@ -20,8 +19,7 @@ var start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 const igUser = "17841400000000001"
 
 type env struct {
-	sim   *platformsim.Server
-	url   string
+	sim   *simtest.Sim
 	ad    *instagram.Adapter
 	acct  platform.Account
 	clock *platformsim.ManualClock
@@ -32,52 +30,34 @@ type env struct {
 func newEnv(t *testing.T, cfg instagram.Config, interceptSuffix string, intercept http.HandlerFunc) *env {
 	t.Helper()
 	clock := platformsim.NewManualClock(start)
-	sim := platformsim.New(platformsim.Options{Now: clock.Now})
-	h := http.Handler(sim)
+	opts := simtest.Options{Now: clock.Now,
+		Accounts: []platformsim.Account{{Platform: "instagram", ID: igUser, Handle: "posse.sim", AccessToken: "tok-ig"}}}
 	if intercept != nil {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, interceptSuffix) {
-				intercept(w, r)
-				return
-			}
-			sim.ServeHTTP(w, r)
-		})
+		opts.Wrap = func(sim http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, interceptSuffix) {
+					intercept(w, r)
+					return
+				}
+				sim.ServeHTTP(w, r)
+			})
+		}
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "instagram", ID: igUser, Handle: "posse.sim", AccessToken: "tok-ig"})
-	cfg.GraphURL = srv.URL + "/instagram"
+	sim := simtest.Start(t, opts)
+	cfg.GraphURL = sim.URL + "/instagram"
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = time.Second
 	}
-	return &env{sim: sim, url: srv.URL, ad: instagram.New(cfg, srv.Client(), clock), clock: clock,
+	return &env{sim: sim, ad: instagram.New(cfg, sim.Client(), clock), clock: clock,
 		acct: platform.Account{ID: igUser, AccessToken: "tok-ig"}}
 }
 
 func (e *env) media(names ...string) []platform.Media {
 	var out []platform.Media
 	for _, n := range names {
-		kind := platform.Image
-		if strings.HasSuffix(n, ".mp4") {
-			kind = platform.Video
-		}
-		out = append(out, platform.Media{URL: e.url + "/_sim/media/" + n, Kind: kind, AltText: "alt " + n})
+		out = append(out, platform.Media{URL: e.sim.MediaURL(n), Kind: simtest.KindOf(n), AltText: "alt " + n})
 	}
 	return out
-}
-
-// wantErr checks err's kind and code and returns it.
-func wantErr(t *testing.T, err error, kind apperr.Kind, code string) *apperr.Error {
-	t.Helper()
-	e, ok := apperr.As(err)
-	if !ok {
-		t.Fatalf("got error %v (%T), want *apperr.Error of kind %s", err, err, kind)
-	}
-	if e.Kind != kind || (code != "" && e.Code != code) {
-		t.Fatalf("got %s/%s (%v), want %s/%s", e.Kind, e.Code, e, kind, code)
-	}
-	return e
 }
 
 func TestPublish(t *testing.T) {
@@ -125,17 +105,9 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// noNetwork fails the test on any request.
-type noNetwork struct{ t *testing.T }
-
-func (n noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
-	n.t.Errorf("Validate made a request to %s", r.URL)
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := instagram.New(instagram.Config{}, &http.Client{Transport: noNetwork{t}}, nil)
+	ad := instagram.New(instagram.Config{}, simtest.NoNetwork(t), nil)
 	jpg := platform.Media{URL: "https://cdn.example/a.jpg", Kind: platform.Image}
 	eleven := make([]platform.Media, 11)
 	for i := range eleven {
@@ -159,19 +131,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			probs := ad.Validate(tc.post)
-			if tc.wantField == "" {
-				if len(probs) != 0 {
-					t.Fatalf("got problems %+v, want none", probs)
-				}
-				return
-			}
-			for _, p := range probs {
-				if p.Field == tc.wantField && strings.Contains(p.Message, tc.wantIn) {
-					return
-				}
-			}
-			t.Fatalf("got problems %+v, want one on %s mentioning %q", probs, tc.wantField, tc.wantIn)
+			simtest.WantProblem(t, ad.Validate(tc.post), tc.wantField, tc.wantIn)
 		})
 	}
 }
@@ -221,7 +181,7 @@ func TestErrors(t *testing.T) {
 			}
 			p := platform.Post{Text: "fault: " + tc.name, Media: e.media(media...)}
 			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
-			ae := wantErr(t, err, tc.wantKind, tc.wantCode)
+			ae := simtest.WantErr(t, err, tc.wantKind, tc.wantCode)
 			if ae.RetryAfter != tc.wantAfter || ae.PlatformCode != tc.wantPCode {
 				t.Errorf("got RetryAfter %v code %q, want %v %q", ae.RetryAfter, ae.PlatformCode, tc.wantAfter, tc.wantPCode)
 			}
@@ -244,7 +204,7 @@ func TestPublishingLimit(t *testing.T) {
 				t.Fatalf("first Publish: %v", err)
 			}
 			_, err := e.ad.Publish(ctx, e.acct, platform.Post{Text: "two", Media: e.media("a.jpg")}, &platformsim.MemJournal{})
-			ae := wantErr(t, err, apperr.KindRateLimited, "instagram.publishing_limit")
+			ae := simtest.WantErr(t, err, apperr.KindRateLimited, "instagram.publishing_limit")
 			if ae.RetryAfter != time.Hour {
 				t.Errorf("got RetryAfter %v, want 1h", ae.RetryAfter)
 			}
@@ -260,7 +220,7 @@ func TestTimeoutThenReconcileAndRetry(t *testing.T) {
 	j := &platformsim.MemJournal{}
 	p := platform.Post{DeliveryID: "d1", Text: "lost answer", Media: e.media("a.jpg")}
 	_, err := e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindAmbiguous, "instagram.no_response")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "instagram.no_response")
 
 	p.Journal = j.Entries()
 	res, found, err := e.ad.Reconcile(ctx, e.acct, p)
@@ -291,7 +251,7 @@ func TestReconcileNotPublished(t *testing.T) {
 		t.Fatalf("Reconcile without a checkpoint: got found=%v err=%v, want false, nil", found, err)
 	}
 	_, err := e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindAmbiguous, "instagram.server_error")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "instagram.server_error")
 	p.Journal = j.Entries()
 	if _, found, err := e.ad.Reconcile(ctx, e.acct, p); found || err != nil {
 		t.Fatalf("Reconcile: got found=%v err=%v, want false, nil (the container is FINISHED, not PUBLISHED)", found, err)
@@ -305,7 +265,7 @@ func TestResumeContainerAfterPollTimeout(t *testing.T) {
 	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "slow reel", Media: e.media("v.mp4")}
 	_, err := e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindTransient, "instagram.container_processing")
+	simtest.WantErr(t, err, apperr.KindTransient, "instagram.container_processing")
 	cid := j.Entries()[instagram.JournalContainer]
 	if cid == "" {
 		t.Fatal("got no journaled container, want the one being processed")
@@ -331,27 +291,22 @@ func TestWhoAmI(t *testing.T) {
 		t.Fatalf("got %+v, want %s posse.sim", id, igUser)
 	}
 	_, err = e.ad.WhoAmI(context.Background(), platform.Account{AccessToken: "nope"})
-	wantErr(t, err, apperr.KindReconnect, "instagram.token")
+	simtest.WantErr(t, err, apperr.KindReconnect, "instagram.token")
 }
 
 func TestUnexpectedAnswers(t *testing.T) {
 	t.Parallel()
 	for _, status := range []int{200, 500} {
-		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte("<html>?</html>"))
-		}))
-		t.Cleanup(s.Close)
-		ad := instagram.New(instagram.Config{GraphURL: s.URL}, nil, nil)
+		ad := instagram.New(instagram.Config{GraphURL: simtest.Answer(t, status, "<html>?</html>").URL}, nil, nil)
 		acct := platform.Account{ID: igUser, AccessToken: "t"}
 		p := platform.Post{Text: "hi", Media: []platform.Media{{URL: "https://cdn.example/a.jpg", Kind: platform.Image}}}
 		want := map[int]apperr.Kind{200: apperr.KindPermanent, 500: apperr.KindTransient}[status]
 		_, err := ad.Publish(context.Background(), acct, p, platform.NopJournal{})
-		wantErr(t, err, want, "")
+		simtest.WantErr(t, err, want, "")
 		_, err = ad.WhoAmI(context.Background(), acct)
-		wantErr(t, err, want, "")
+		simtest.WantErr(t, err, want, "")
 		_, _, err = ad.Reconcile(context.Background(), acct, platform.Post{Journal: map[string]string{instagram.JournalContainer: "1"}})
-		wantErr(t, err, map[int]apperr.Kind{200: apperr.KindAmbiguous, 500: apperr.KindTransient}[status], "")
+		simtest.WantErr(t, err, map[int]apperr.Kind{200: apperr.KindAmbiguous, 500: apperr.KindTransient}[status], "")
 	}
 }
 

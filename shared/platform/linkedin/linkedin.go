@@ -14,17 +14,13 @@
 package linkedin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,6 +31,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -69,34 +66,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = "https://api.linkedin.com"
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.Version == "" {
-		c.Version = "202607"
-	}
-	if c.TextLimit == 0 {
-		c.TextLimit = 3000
-	}
-	if c.MaxImages == 0 {
-		c.MaxImages = 20
-	}
-	if c.MaxImageBytes == 0 {
-		c.MaxImageBytes = 8 << 20
-	}
-	if c.MaxVideoBytes == 0 {
-		c.MaxVideoBytes = 500 << 20
-	}
-	if c.MediaPollInterval == 0 {
-		c.MediaPollInterval = 2 * time.Second
-	}
-	if c.MediaTimeout == 0 {
-		c.MediaTimeout = 2 * time.Minute
-	}
-	if c.HTTPTimeout == 0 {
-		c.HTTPTimeout = 60 * time.Second
-	}
+	platform.DefaultURL(&c.BaseURL, "https://api.linkedin.com")
+	platform.Default(&c.Version, "202607")
+	platform.Default(&c.TextLimit, 3000)
+	platform.Default(&c.MaxImages, 20)
+	platform.Default(&c.MaxImageBytes, 8<<20)
+	platform.Default(&c.MaxVideoBytes, 500<<20)
+	platform.Default(&c.MediaPollInterval, 2*time.Second)
+	platform.Default(&c.MediaTimeout, 2*time.Minute)
+	platform.Default(&c.HTTPTimeout, 60*time.Second)
 	return c
 }
 
@@ -104,7 +82,7 @@ func (c Config) withDefaults() Config {
 // platform.Identifier and is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -115,11 +93,13 @@ func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.HTTPTimeout}
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg, hc: hc, clock: clock}
+	a := &Adapter{cfg: cfg, clock: platform.ClockOrReal(clock)}
+	a.api = &platformhttp.Client{Errors: errs, HC: hc, MaxBody: 1 << 20, Classify: a.classify}
+	return a
 }
+
+// errs builds this adapter's errors.
+var errs = platformhttp.Errors{Platform: string(platform.LinkedIn), Name: "LinkedIn"}
 
 var (
 	imageTypes   = []string{"image/jpeg", "image/png", "image/gif"}
@@ -208,27 +188,9 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	if v := p.Options["visibility"]; v != "" && !slices.Contains(visibilities, v) {
 		add("options.visibility", "must be one of %s", strings.Join(visibilities, ", "))
 	}
-	images, videos := 0, 0
-	for i, m := range p.Media {
-		field := fmt.Sprintf("media[%d]", i)
-		var types []string
-		var max int64
-		switch m.Kind {
-		case platform.Image:
-			images, types, max = images+1, imageTypes, a.cfg.MaxImageBytes
-		case platform.Video:
-			videos, types, max = videos+1, videoTypes, a.cfg.MaxVideoBytes
-		default:
-			add(field+".kind", "must be image or video")
-			continue
-		}
-		if mt := mimeOf(m); mt != "" && !slices.Contains(types, mt) {
-			add(field+".mimeType", "%s is not accepted; LinkedIn takes %s", mt, strings.Join(types, ", "))
-		}
-		if m.Size > max {
-			add(field+".size", "is %d bytes; the limit is %d", m.Size, max)
-		}
-	}
+	limits := platform.MediaLimits{ImageTypes: imageTypes, VideoTypes: videoTypes, MaxImageBytes: a.cfg.MaxImageBytes, MaxVideoBytes: a.cfg.MaxVideoBytes}
+	probs = append(probs, limits.Problems(p.Media, "LinkedIn", nil)...)
+	images, videos := platform.CountKinds(p.Media)
 	switch {
 	case images > 0 && videos > 0:
 		add("media", "LinkedIn posts carry images or one video, not both")
@@ -270,10 +232,10 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 	}
 	body, err := json.Marshal(post)
 	if err != nil {
-		return platform.Result{}, a.wrapErr(err, apperr.KindPermanent, "linkedin.bad_request", "the post could not be encoded")
+		return platform.Result{}, errs.Wrap(err, apperr.KindPermanent, "linkedin.bad_request", "the post could not be encoded")
 	}
 	if err := j.Record(ctx, JournalSent, a.clock.Now().UTC().Format(time.RFC3339)); err != nil {
-		return platform.Result{}, a.wrapErr(err, apperr.KindTransient, "linkedin.journal", "could not record the publishing checkpoint")
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "linkedin.journal", "could not record the publishing checkpoint")
 	}
 	h, err := a.do(ctx, request{method: http.MethodPost, path: "/rest/posts", body: body, contentType: "application/json",
 		token: acct.AccessToken, final: true}, nil)
@@ -289,7 +251,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 	}
 	urn := h.Get("x-restli-id")
 	if urn == "" {
-		return platform.Result{}, a.unexpected(http.StatusCreated, nil, true, errors.New("no x-restli-id header"))
+		return platform.Result{}, errs.Unexpected(http.StatusCreated, nil, true, errors.New("no x-restli-id header"))
 	}
 	return platform.Result{ID: urn, URL: postURL(urn)}, nil
 }
@@ -343,13 +305,13 @@ func (a *Adapter) content(ctx context.Context, acct platform.Account, author str
 
 // fetch downloads m and checks its type.
 func (a *Adapter) fetch(ctx context.Context, m platform.Media, types []string, max int64) ([]byte, string, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
 	if err != nil {
 		return nil, "", err
 	}
 	mt, _, _ := mime.ParseMediaType(ct)
 	if !slices.Contains(types, mt) {
-		return nil, "", a.newErr(apperr.KindPermanent, "linkedin.media_type", "LinkedIn does not accept media of type "+mt)
+		return nil, "", errs.New(apperr.KindPermanent, "linkedin.media_type", "LinkedIn does not accept media of type "+mt)
 	}
 	return data, mt, nil
 }
@@ -371,7 +333,7 @@ func (a *Adapter) uploadImage(ctx context.Context, acct platform.Account, author
 		return "", err
 	}
 	if out.Value.UploadURL == "" || out.Value.Image == "" {
-		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no uploadUrl or image"))
+		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no uploadUrl or image"))
 	}
 	if _, err := a.do(ctx, request{method: http.MethodPut, url: out.Value.UploadURL, body: data, contentType: mt, token: acct.AccessToken}, nil); err != nil {
 		return "", err
@@ -403,12 +365,12 @@ func (a *Adapter) uploadVideo(ctx context.Context, acct platform.Account, author
 	}
 	v := out.Value
 	if v.Video == "" || len(v.Instructions) == 0 {
-		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no video or uploadInstructions"))
+		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no video or uploadInstructions"))
 	}
 	etags := make([]string, 0, len(v.Instructions))
 	for _, in := range v.Instructions {
 		if in.FirstByte < 0 || in.LastByte < in.FirstByte || in.LastByte >= int64(len(data)) {
-			return "", a.unexpected(http.StatusOK, nil, false, fmt.Errorf("upload instruction %d-%d is outside the file", in.FirstByte, in.LastByte))
+			return "", errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("upload instruction %d-%d is outside the file", in.FirstByte, in.LastByte))
 		}
 		h, err := a.do(ctx, request{method: http.MethodPut, url: in.UploadURL, body: data[in.FirstByte : in.LastByte+1],
 			contentType: "application/octet-stream", token: acct.AccessToken}, nil)
@@ -440,16 +402,16 @@ func (a *Adapter) waitAvailable(ctx context.Context, acct platform.Account, coll
 		case "AVAILABLE":
 			return nil
 		case "PROCESSING_FAILED":
-			return a.newErr(apperr.KindPermanent, "linkedin.media_failed", "LinkedIn could not process "+urn)
+			return errs.New(apperr.KindPermanent, "linkedin.media_failed", "LinkedIn could not process "+urn)
 		case "PROCESSING", "WAITING_UPLOAD":
 		default:
-			return a.unexpected(http.StatusOK, nil, false, fmt.Errorf("unknown media status %q", out.Status))
+			return errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("unknown media status %q", out.Status))
 		}
 		if !a.clock.Now().Before(deadline) {
-			return a.newErr(apperr.KindTransient, "linkedin.media_processing", "LinkedIn is still processing "+urn)
+			return errs.New(apperr.KindTransient, "linkedin.media_processing", "LinkedIn is still processing "+urn)
 		}
 		if err := a.clock.Sleep(ctx, a.cfg.MediaPollInterval); err != nil {
-			return a.wrapErr(err, apperr.KindTransient, "linkedin.media_processing", "stopped waiting for LinkedIn to process the media")
+			return errs.Wrap(err, apperr.KindTransient, "linkedin.media_processing", "stopped waiting for LinkedIn to process the media")
 		}
 	}
 }
@@ -464,7 +426,7 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 	if p.Journal[JournalSent] == "" {
 		return platform.Result{}, false, nil
 	}
-	return platform.Result{}, false, a.newErr(apperr.KindAmbiguous, "linkedin.cannot_reconcile",
+	return platform.Result{}, false, errs.New(apperr.KindAmbiguous, "linkedin.cannot_reconcile",
 		"LinkedIn cannot tell whether the post was published; check the profile and mark the delivery")
 }
 
@@ -479,7 +441,7 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		return platform.Identity{}, err
 	}
 	if out.Sub == "" {
-		return platform.Identity{}, a.unexpected(http.StatusOK, nil, false, errors.New("no sub"))
+		return platform.Identity{}, errs.Unexpected(http.StatusOK, nil, false, errors.New("no sub"))
 	}
 	return platform.Identity{ID: "urn:li:person:" + out.Sub, Handle: out.Name, Name: out.Name}, nil
 }
@@ -500,40 +462,12 @@ type request struct {
 // do sends r, decodes a 2xx JSON answer into out when out is not nil, and
 // returns the answer's headers.
 func (a *Adapter) do(ctx context.Context, r request, out any) (http.Header, error) {
-	u := r.url
-	if u == "" {
-		u = a.cfg.BaseURL + r.path
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u, bytes.NewReader(r.body))
-	if err != nil {
-		return nil, a.wrapErr(err, apperr.KindPermanent, "linkedin.bad_request", "the request could not be built")
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
+	rq := platformhttp.Request{Method: r.method, URL: r.url, Token: r.token, Body: r.body, ContentType: r.contentType, Final: r.final}
 	if r.url == "" {
-		req.Header.Set("LinkedIn-Version", a.cfg.Version)
-		req.Header.Set("X-Restli-Protocol-Version", "2.0.0")
+		rq.URL = a.cfg.BaseURL + r.path
+		rq.Header = map[string]string{"LinkedIn-Version": a.cfg.Version, "X-Restli-Protocol-Version": "2.0.0"}
 	}
-	if r.contentType != "" {
-		req.Header.Set("Content-Type", r.contentType)
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, a.transportError(err, r.final)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, a.transportError(err, r.final)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, a.classify(resp.StatusCode, raw, r.final)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return nil, a.unexpected(resp.StatusCode, raw, r.final, err)
-		}
-	}
-	return resp.Header, nil
+	return a.api.Call(ctx, rq, out)
 }
 
 // errorBody is LinkedIn's error shape.
@@ -549,7 +483,7 @@ type errorBody struct {
 }
 
 // classify maps a LinkedIn error answer to the taxonomy (platforms.md §10).
-func (a *Adapter) classify(status int, body []byte, final bool) *apperr.Error {
+func (a *Adapter) classify(status int, _ http.Header, body []byte, final bool) *apperr.Error {
 	var eb errorBody
 	_ = json.Unmarshal(body, &eb)
 	pcode := eb.Code
@@ -565,7 +499,7 @@ func (a *Adapter) classify(status int, body []byte, final bool) *apperr.Error {
 	if msg == "" {
 		msg = "LinkedIn answered HTTP " + strconv.Itoa(status)
 	}
-	e := a.newErr(apperr.KindPermanent, "linkedin.rejected", "LinkedIn: "+msg)
+	e := errs.New(apperr.KindPermanent, "linkedin.rejected", "LinkedIn: "+msg)
 	switch {
 	case status == http.StatusUnauthorized:
 		e.Kind, e.Code = apperr.KindReconnect, "linkedin.unauthorized"
@@ -581,94 +515,9 @@ func (a *Adapter) classify(status int, body []byte, final bool) *apperr.Error {
 	case pcode == "DUPLICATE_POST":
 		e.Code = "linkedin.duplicate"
 	case status >= 500:
-		e.Kind, e.Code = apperr.KindTransient, "linkedin.server_error"
-		if final {
-			e.Kind = apperr.KindAmbiguous
-		}
+		e.Kind, e.Code = platformhttp.AmbiguousIf(final, apperr.KindTransient), "linkedin.server_error"
 	}
 	e.Retryable = e.Kind == apperr.KindRateLimited || e.Kind == apperr.KindTransient
-	e.PlatformCode, e.HTTPStatus, e.Redacted = pcode, status, redact(body)
-	return e
-}
-
-// unexpected is the error for a 2xx answer the adapter cannot read:
-// ambiguous after the publishing write, permanent otherwise.
-func (a *Adapter) unexpected(status int, body []byte, final bool, cause error) *apperr.Error {
-	kind := apperr.KindPermanent
-	if final {
-		kind = apperr.KindAmbiguous
-	}
-	e := a.wrapErr(cause, kind, "linkedin.unexpected_response", "LinkedIn answered in an unexpected shape")
-	e.HTTPStatus, e.Redacted = status, redact(body)
-	return e
-}
-
-// transportError classifies a failed exchange: a connection never made is
-// transient; any other failure of the publishing write is ambiguous. The URL
-// (upload URLs carry signatures) is dropped from the cause.
-func (a *Adapter) transportError(err error, final bool) *apperr.Error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var op *net.OpError
-	if final && !(errors.As(err, &op) && op.Op == "dial") {
-		return a.wrapErr(err, apperr.KindAmbiguous, "linkedin.no_response", "LinkedIn did not answer the publishing request; it may have published")
-	}
-	return a.wrapErr(err, apperr.KindTransient, "linkedin.network", "the request to LinkedIn failed before an answer")
-}
-
-func (a *Adapter) newErr(kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.New(kind, code, msg)
-	e.Platform = string(platform.LinkedIn)
-	return e
-}
-
-func (a *Adapter) wrapErr(err error, kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.Wrap(err, kind, code, msg)
-	e.Platform = string(platform.LinkedIn)
-	return e
-}
-
-// secretPatterns find token-like values in response bodies.
-var secretPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)("(?:access_token|refresh_token|id_token|client_secret|code|uploadUrl)"\s*:\s*")[^"]*`),
-	regexp.MustCompile(`(?i)((?:access_token|refresh_token|client_secret|code)=)[^&\s"']+`),
-	regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`),
-}
-
-// redact returns body with token-looking values removed, cut to about 2 KB.
-func redact(body []byte) string {
-	s := string(body)
-	for _, re := range secretPatterns {
-		s = re.ReplaceAllString(s, "${1}[redacted]")
-	}
-	if len(s) > 2048 {
-		cut := 2048
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-// extTypes maps file extensions to MIME types for media whose type is not
-// given.
-var extTypes = map[string]string{
-	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-	".mp4": "video/mp4", ".mov": "video/quicktime",
-}
-
-// mimeOf is m's MIME type as given, else guessed from the URL's extension,
-// else "" (unknown until downloaded).
-func mimeOf(m platform.Media) string {
-	if m.MIMEType != "" {
-		return m.MIMEType
-	}
-	u, err := url.Parse(m.URL)
-	if err != nil {
-		return ""
-	}
-	return extTypes[strings.ToLower(path.Ext(u.Path))]
+	e.PlatformCode = pcode
+	return errs.Annotate(e, status, body)
 }

@@ -2,14 +2,12 @@ package linkedin_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/linkedin"
@@ -22,8 +20,7 @@ var start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 const author = "urn:li:person:abc123"
 
 type env struct {
-	sim   *platformsim.Server
-	url   string
+	sim   *simtest.Sim
 	ad    *linkedin.Adapter
 	acct  platform.Account
 	clock *platformsim.ManualClock
@@ -32,31 +29,15 @@ type env struct {
 func newEnv(t *testing.T, cfg linkedin.Config) *env {
 	t.Helper()
 	clock := platformsim.NewManualClock(start)
-	sim := platformsim.New(platformsim.Options{Now: clock.Now})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "linkedin", ID: author, Handle: "Ada Lovelace", AccessToken: "tok-li"})
-	cfg.BaseURL = srv.URL + "/linkedin"
-	return &env{sim: sim, url: srv.URL, ad: linkedin.New(cfg, srv.Client(), clock), clock: clock,
+	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
+		Accounts: []platformsim.Account{{Platform: "linkedin", ID: author, Handle: "Ada Lovelace", AccessToken: "tok-li"}}})
+	cfg.BaseURL = sim.URL + "/linkedin"
+	return &env{sim: sim, ad: linkedin.New(cfg, sim.Client(), clock), clock: clock,
 		acct: platform.Account{ID: author, AccessToken: "tok-li"}}
 }
 
 func (e *env) media(name string, kind platform.MediaKind) platform.Media {
-	return platform.Media{URL: e.url + "/_sim/media/" + name, Kind: kind, AltText: "alt " + name}
-}
-
-// wantErr checks err's kind and code and returns it.
-func wantErr(t *testing.T, err error, kind apperr.Kind, code string) *apperr.Error {
-	t.Helper()
-	e, ok := apperr.As(err)
-	if !ok {
-		t.Fatalf("got error %v (%T), want *apperr.Error of kind %s", err, err, kind)
-	}
-	if e.Kind != kind || (code != "" && e.Code != code) {
-		t.Fatalf("got %s/%s (%v), want %s/%s", e.Kind, e.Code, e, kind, code)
-	}
-	return e
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: kind, AltText: "alt " + name}
 }
 
 func TestPublish(t *testing.T) {
@@ -130,17 +111,9 @@ func TestEscape(t *testing.T) {
 	}
 }
 
-// noNetwork fails the test on any request.
-type noNetwork struct{ t *testing.T }
-
-func (n noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
-	n.t.Errorf("Validate made a request to %s", r.URL)
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := linkedin.New(linkedin.Config{}, &http.Client{Transport: noNetwork{t}}, platformsim.NewManualClock(start))
+	ad := linkedin.New(linkedin.Config{}, simtest.NoNetwork(t), platformsim.NewManualClock(start))
 	img := platform.Media{URL: "https://cdn.example/a.jpg", Kind: platform.Image}
 	vid := platform.Media{URL: "https://cdn.example/v.mp4", Kind: platform.Video}
 	many := make([]platform.Media, 21)
@@ -166,19 +139,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			probs := ad.Validate(tc.post)
-			if tc.wantField == "" {
-				if len(probs) != 0 {
-					t.Fatalf("got problems %+v, want none", probs)
-				}
-				return
-			}
-			for _, p := range probs {
-				if p.Field == tc.wantField && strings.Contains(p.Message, tc.wantIn) {
-					return
-				}
-			}
-			t.Fatalf("got problems %+v, want one on %s mentioning %q", probs, tc.wantField, tc.wantIn)
+			simtest.WantProblem(t, ad.Validate(tc.post), tc.wantField, tc.wantIn)
 		})
 	}
 }
@@ -222,7 +183,7 @@ func TestErrors(t *testing.T) {
 				p.Media = []platform.Media{e.media(tc.media, kind)}
 			}
 			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
-			ae := wantErr(t, err, tc.wantKind, tc.wantCode)
+			ae := simtest.WantErr(t, err, tc.wantKind, tc.wantCode)
 			if ae.RetryAfter != tc.wantAfter {
 				t.Errorf("got RetryAfter %v, want %v", ae.RetryAfter, tc.wantAfter)
 			}
@@ -241,7 +202,7 @@ func TestTimeoutThenReconcileAndRetry(t *testing.T) {
 	j := &platformsim.MemJournal{}
 	p := platform.Post{DeliveryID: "d1", Text: "lost answer (again)"}
 	_, err := e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindAmbiguous, "linkedin.no_response")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "linkedin.no_response")
 
 	if _, found, err := e.ad.Reconcile(ctx, e.acct, p); found || err != nil {
 		t.Fatalf("Reconcile without a checkpoint: got found=%v err=%v, want false, nil", found, err)
@@ -251,7 +212,7 @@ func TestTimeoutThenReconcileAndRetry(t *testing.T) {
 	if found {
 		t.Fatal("Reconcile: got found=true, want false")
 	}
-	wantErr(t, err, apperr.KindAmbiguous, "linkedin.cannot_reconcile")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "linkedin.cannot_reconcile")
 
 	// A retry meets DUPLICATE_POST, which names the post the first attempt made.
 	res, err := e.ad.Publish(ctx, e.acct, p, j)
@@ -275,19 +236,11 @@ func TestWhoAmI(t *testing.T) {
 		t.Fatalf("got %+v, want %s Ada Lovelace", id, author)
 	}
 	_, err = e.ad.WhoAmI(context.Background(), platform.Account{AccessToken: "nope"})
-	wantErr(t, err, apperr.KindReconnect, "linkedin.unauthorized")
+	simtest.WantErr(t, err, apperr.KindReconnect, "linkedin.unauthorized")
 }
 
 func TestUnexpectedAnswers(t *testing.T) {
 	t.Parallel()
-	server := func(status int, body string) string {
-		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte(body))
-		}))
-		t.Cleanup(s.Close)
-		return s.URL
-	}
 	cases := []struct {
 		name        string
 		status      int
@@ -303,12 +256,12 @@ func TestUnexpectedAnswers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ad := linkedin.New(linkedin.Config{BaseURL: server(tc.status, tc.body)}, nil, platformsim.NewManualClock(start))
+			ad := linkedin.New(linkedin.Config{BaseURL: simtest.Answer(t, tc.status, tc.body).URL}, nil, platformsim.NewManualClock(start))
 			acct := platform.Account{ID: author, AccessToken: "t"}
 			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "hi"}, platform.NopJournal{})
-			wantErr(t, err, tc.publishKind, "")
+			simtest.WantErr(t, err, tc.publishKind, "")
 			_, err = ad.WhoAmI(context.Background(), acct)
-			wantErr(t, err, tc.whoamiKind, "")
+			simtest.WantErr(t, err, tc.whoamiKind, "")
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
 
 // Limits are an instance's posting limits, from GET /api/v2/instance.
@@ -32,11 +33,11 @@ type Limits struct {
 func (a *Adapter) InstanceLimits(ctx context.Context, baseURL string) (Limits, error) {
 	base := strings.TrimRight(baseURL, "/")
 	const what = "read instance configuration"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/api/v2/instance", what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/api/v2/instance", What: what})
 	if err != nil {
 		return Limits{}, unreachable(base, err)
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return Limits{}, a.apiError(resp, what)
 	}
 	var in struct {
@@ -55,8 +56,8 @@ func (a *Adapter) InstanceLimits(ctx context.Context, baseURL string) (Limits, e
 			} `json:"media_attachments"`
 		} `json:"configuration"`
 	}
-	if err := json.Unmarshal(resp.body, &in); err != nil {
-		return Limits{}, shapeErr(resp, false, what, err)
+	if err := json.Unmarshal(resp.Body, &in); err != nil {
+		return Limits{}, errs.Shape(resp, false, what, err)
 	}
 	st, ma := in.Configuration.Statuses, in.Configuration.MediaAttachments
 	l := Limits{
@@ -90,11 +91,11 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		return platform.Identity{}, err
 	}
 	const what = "verify credentials"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/api/v1/accounts/verify_credentials", token: acct.AccessToken, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/api/v1/accounts/verify_credentials", Token: acct.AccessToken, What: what})
 	if err != nil {
 		return platform.Identity{}, unreachable(base, err)
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Identity{}, a.apiError(resp, what)
 	}
 	var me struct {
@@ -103,11 +104,11 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		Acct        string `json:"acct"`
 		DisplayName string `json:"display_name"`
 	}
-	if err := json.Unmarshal(resp.body, &me); err != nil || me.ID == "" {
+	if err := json.Unmarshal(resp.Body, &me); err != nil || me.ID == "" {
 		if err == nil {
 			err = errors.New("no id")
 		}
-		return platform.Identity{}, shapeErr(resp, false, what, err)
+		return platform.Identity{}, errs.Shape(resp, false, what, err)
 	}
 	handle := me.Acct
 	if handle == "" {
@@ -131,5 +132,5 @@ func unreachable(base string, cause error) error {
 	e := apperr.Wrap(cause, apperr.KindInvalid, "mastodon.instance_unreachable",
 		fmt.Sprintf("the Mastodon instance %s could not be reached", host))
 	e.Problems = []apperr.Problem{{Field: "baseUrl", Message: "instance " + host + " could not be reached"}}
-	return platformErr(e, 0, nil)
+	return errs.Annotate(e, 0, nil)
 }

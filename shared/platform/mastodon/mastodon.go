@@ -24,6 +24,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -67,33 +68,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.MaxCharacters <= 0 {
-		c.MaxCharacters = 500
-	}
-	if c.MaxMediaAttachments <= 0 {
-		c.MaxMediaAttachments = 4
-	}
-	if c.MaxImageBytes <= 0 {
-		c.MaxImageBytes = 16 << 20
-	}
-	if c.MaxVideoBytes <= 0 {
-		c.MaxVideoBytes = 99 << 20
-	}
-	if c.MediaPollInterval <= 0 {
-		c.MediaPollInterval = time.Second
-	}
-	if c.MediaPollTimeout <= 0 {
-		c.MediaPollTimeout = 2 * time.Minute
-	}
-	if c.IdempotencyWindow <= 0 {
-		c.IdempotencyWindow = time.Hour
-	}
-	if c.IdempotencyMargin <= 0 {
-		c.IdempotencyMargin = 5 * time.Minute
-	}
-	if c.DefaultRetryAfter <= 0 {
-		c.DefaultRetryAfter = 5 * time.Minute
-	}
+	platform.DefaultPositive(&c.MaxCharacters, 500)
+	platform.DefaultPositive(&c.MaxMediaAttachments, 4)
+	platform.DefaultPositive(&c.MaxImageBytes, 16<<20)
+	platform.DefaultPositive(&c.MaxVideoBytes, 99<<20)
+	platform.DefaultPositive(&c.MediaPollInterval, time.Second)
+	platform.DefaultPositive(&c.MediaPollTimeout, 2*time.Minute)
+	platform.DefaultPositive(&c.IdempotencyWindow, time.Hour)
+	platform.DefaultPositive(&c.IdempotencyMargin, 5*time.Minute)
+	platform.DefaultPositive(&c.DefaultRetryAfter, 5*time.Minute)
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c
 }
@@ -101,7 +84,7 @@ func (c Config) withDefaults() Config {
 // Adapter is the Mastodon publisher. It is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -109,12 +92,9 @@ type Adapter struct {
 // clock is the wall clock.
 func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = platformhttp.DefaultClient()
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg.withDefaults(), hc: hc, clock: clock}
+	return &Adapter{cfg: cfg.withDefaults(), api: &platformhttp.Client{Errors: errs, HC: hc}, clock: platform.ClockOrReal(clock)}
 }
 
 var (
@@ -171,33 +151,16 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	if len(p.Media) > a.cfg.MaxMediaAttachments {
 		probs = append(probs, apperr.Problem{Field: "media", Message: fmt.Sprintf("%d items, over the limit of %d", len(p.Media), a.cfg.MaxMediaAttachments)})
 	}
-	videos := 0
+	image := platform.KindRule{Types: imageTypes, MaxBytes: a.cfg.MaxImageBytes, Noun: "image"}
+	video := platform.KindRule{Types: videoTypes, MaxBytes: a.cfg.MaxVideoBytes, Noun: "video"}
 	for i, m := range p.Media {
 		f := fmt.Sprintf("media[%d]", i)
-		switch m.Kind {
-		case platform.Image:
-			if m.MIMEType != "" && !slices.Contains(imageTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported image type " + m.MIMEType})
-			}
-			if m.Size > a.cfg.MaxImageBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the image limit of %d bytes", a.cfg.MaxImageBytes)})
-			}
-		case platform.Video:
-			videos++
-			if m.MIMEType != "" && !slices.Contains(videoTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "unsupported video type " + m.MIMEType})
-			}
-			if m.Size > a.cfg.MaxVideoBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the video limit of %d bytes", a.cfg.MaxVideoBytes)})
-			}
-		default:
-			probs = append(probs, apperr.Problem{Field: f + ".kind", Message: `must be "image" or "video"`})
-		}
+		probs = append(probs, platform.KindProblems(f, m, image, video)...)
 		if m.URL == "" {
 			probs = append(probs, apperr.Problem{Field: f + ".url", Message: "is required"})
 		}
 	}
-	if videos > 0 && len(p.Media) > 1 {
+	if _, videos := platform.CountKinds(p.Media); videos > 0 && len(p.Media) > 1 {
 		probs = append(probs, apperr.Problem{Field: "media", Message: "a video cannot be combined with other media (at most 1 video)"})
 	}
 	return probs
@@ -210,7 +173,7 @@ func (a *Adapter) base(acct platform.Account) (string, error) {
 		b = a.cfg.BaseURL
 	}
 	if b == "" {
-		return "", platformErr(apperr.New(apperr.KindPermanent, "mastodon.no_instance", "the account names no Mastodon instance"), 0, nil)
+		return "", errs.New(apperr.KindPermanent, "mastodon.no_instance", "the account names no Mastodon instance")
 	}
 	return b, nil
 }
@@ -256,7 +219,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 }
 
 func journalErr(err error) error {
-	return platformErr(apperr.Wrap(err, apperr.KindTransient, "mastodon.journal", "could not record the publish checkpoint"), 0, nil)
+	return errs.Wrap(err, apperr.KindTransient, "mastodon.journal", "could not record the publish checkpoint")
 }
 
 // postStatus sends the final write with the delivery's Idempotency-Key.
@@ -276,27 +239,27 @@ func (a *Adapter) postStatus(ctx context.Context, base, token string, p platform
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the status"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the status")
 	}
 	hdr := map[string]string{}
 	if p.DeliveryID != "" {
 		hdr["Idempotency-Key"] = p.DeliveryID
 	}
 	const what = "post status"
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/api/v1/statuses", token: token,
-		body: b, contentType: "application/json", header: hdr, final: true, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: base + "/api/v1/statuses", Token: token,
+		Body: b, ContentType: "application/json", Header: hdr, Final: true, What: what})
 	if err != nil {
 		return platform.Result{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Result{}, a.apiError(resp, what)
 	}
 	var st status
-	if err := json.Unmarshal(resp.body, &st); err != nil || st.ID == "" {
+	if err := json.Unmarshal(resp.Body, &st); err != nil || st.ID == "" {
 		if err == nil {
 			err = fmt.Errorf("no id")
 		}
-		return platform.Result{}, shapeErr(resp, true, what, err)
+		return platform.Result{}, errs.Shape(resp, true, what, err)
 	}
 	return st.result(), nil
 }
@@ -313,7 +276,7 @@ func (a *Adapter) uploadMedia(ctx context.Context, base, token string, i int, m 
 	if m.Kind == platform.Video {
 		max = a.cfg.MaxVideoBytes
 	}
-	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
 			e.Platform = "mastodon"
@@ -337,25 +300,25 @@ func (a *Adapter) uploadMedia(ctx context.Context, base, token string, i int, m 
 		err = mw.Close()
 	}
 	if err != nil {
-		return "", platformErr(apperr.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the media upload"), 0, nil)
+		return "", errs.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the media upload")
 	}
 	what := fmt.Sprintf("upload media[%d]", i)
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: base + "/api/v2/media", token: token,
-		body: buf.Bytes(), contentType: mw.FormDataContentType(), what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: base + "/api/v2/media", Token: token,
+		Body: buf.Bytes(), ContentType: mw.FormDataContentType(), What: what})
 	if err != nil {
 		return "", err
 	}
-	if resp.status != http.StatusOK && resp.status != http.StatusAccepted {
+	if resp.Status != http.StatusOK && resp.Status != http.StatusAccepted {
 		return "", a.apiError(resp, what)
 	}
 	var ma mediaAttachment
-	if err := json.Unmarshal(resp.body, &ma); err != nil || ma.ID == "" {
+	if err := json.Unmarshal(resp.Body, &ma); err != nil || ma.ID == "" {
 		if err == nil {
 			err = fmt.Errorf("no id")
 		}
-		return "", shapeErr(resp, false, what, err)
+		return "", errs.Shape(resp, false, what, err)
 	}
-	if resp.status == http.StatusOK && ma.URL != nil {
+	if resp.Status == http.StatusOK && ma.URL != nil {
 		return ma.ID, nil
 	}
 	return ma.ID, a.waitMedia(ctx, base, token, ma.ID, what)
@@ -367,13 +330,13 @@ func (a *Adapter) waitMedia(ctx context.Context, base, token, id, what string) e
 	deadline := a.clock.Now().Add(a.cfg.MediaPollTimeout)
 	for {
 		if err := a.clock.Sleep(ctx, a.cfg.MediaPollInterval); err != nil {
-			return platformErr(apperr.Wrap(err, apperr.KindTransient, "mastodon.cancelled", what+": cancelled while the media was processing"), 0, nil)
+			return errs.Wrap(err, apperr.KindTransient, "mastodon.cancelled", what+": cancelled while the media was processing")
 		}
-		resp, err := a.do(ctx, request{method: http.MethodGet, url: base + "/api/v1/media/" + url.PathEscape(id), token: token, what: what + " status"})
+		resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/api/v1/media/" + url.PathEscape(id), Token: token, What: what + " status"})
 		if err != nil {
 			return err
 		}
-		switch resp.status {
+		switch resp.Status {
 		case http.StatusOK:
 			return nil
 		case http.StatusPartialContent:
@@ -381,8 +344,8 @@ func (a *Adapter) waitMedia(ctx context.Context, base, token, id, what string) e
 			return a.apiError(resp, what)
 		}
 		if !a.clock.Now().Before(deadline) {
-			return platformErr(apperr.Newf(apperr.KindTransient, "mastodon.media_processing_timeout",
-				"%s: still processing after %s", what, a.cfg.MediaPollTimeout), resp.status, resp.body)
+			return errs.Annotate(apperr.Newf(apperr.KindTransient, "mastodon.media_processing_timeout",
+				"%s: still processing after %s", what, a.cfg.MediaPollTimeout), resp.Status, resp.Body)
 		}
 	}
 }
@@ -410,11 +373,11 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 	}
 	t, err := time.Parse(time.RFC3339Nano, first)
 	if err != nil {
-		return platform.Result{}, false, platformErr(apperr.Wrap(err, apperr.KindAmbiguous, "mastodon.journal_unreadable", "the recorded attempt time is unreadable"), 0, nil)
+		return platform.Result{}, false, errs.Wrap(err, apperr.KindAmbiguous, "mastodon.journal_unreadable", "the recorded attempt time is unreadable")
 	}
 	if a.clock.Now().Sub(t) >= a.cfg.IdempotencyWindow-a.cfg.IdempotencyMargin {
-		return platform.Result{}, false, platformErr(apperr.New(apperr.KindAmbiguous, "mastodon.idempotency_expired",
-			"the instance no longer remembers the idempotency key; check the account's statuses by hand"), 0, nil)
+		return platform.Result{}, false, errs.New(apperr.KindAmbiguous, "mastodon.idempotency_expired",
+			"the instance no longer remembers the idempotency key; check the account's statuses by hand")
 	}
 	base, err := a.base(acct)
 	if err != nil {

@@ -2,15 +2,13 @@ package mastodon_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/mastodon"
@@ -18,75 +16,25 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-// clock is a settable clock whose Sleep returns at once.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// journal is an in-memory platform.Journal.
-type journal struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (j *journal) Record(_ context.Context, k, v string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.m == nil {
-		j.m = map[string]string{}
-	}
-	j.m[k] = v
-	return nil
-}
-
-func (j *journal) snapshot() map[string]string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range j.m {
-		out[k] = v
-	}
-	return out
-}
-
 type env struct {
-	sim   *platformsim.Server
-	srv   *httptest.Server
+	sim   *simtest.Sim
 	ad    *mastodon.Adapter
 	acct  platform.Account
-	clock *clock
+	clock *simtest.StoppedClock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c := &clock{now: t0}
-	sim := platformsim.New(platformsim.Options{Now: c.Now})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "mastodon", ID: "109", Handle: "alice", AccessToken: "tok-alice"})
-	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, srv.Client(), c)
-	return &env{sim: sim, srv: srv, ad: ad, clock: c,
-		acct: platform.Account{ID: "109", Handle: "alice", AccessToken: "tok-alice", BaseURL: srv.URL + "/mastodon"}}
+	c := simtest.NewStoppedClock(t0)
+	sim := simtest.Start(t, simtest.Options{Now: c.Now,
+		Accounts: []platformsim.Account{{Platform: "mastodon", ID: "109", Handle: "alice", AccessToken: "tok-alice"}}})
+	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, sim.Client(), c)
+	return &env{sim: sim, ad: ad, clock: c,
+		acct: platform.Account{ID: "109", Handle: "alice", AccessToken: "tok-alice", BaseURL: sim.URL + "/mastodon"}}
 }
 
 func (e *env) media(name string, kind platform.MediaKind) platform.Media {
-	return platform.Media{URL: e.srv.URL + "/_sim/media/" + name, Kind: kind, AltText: "alt " + name}
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: kind, AltText: "alt " + name}
 }
 
 func TestPublish(t *testing.T) {
@@ -111,16 +59,12 @@ func TestPublish(t *testing.T) {
 			e := newEnv(t)
 			p := platform.Post{DeliveryID: "dlv-" + tt.name, Text: tt.text, Options: tt.opts}
 			for _, m := range tt.media {
-				kind := platform.Image
-				if strings.HasSuffix(m, ".mp4") {
-					kind = platform.Video
-				}
-				p.Media = append(p.Media, e.media(m, kind))
+				p.Media = append(p.Media, e.media(m, simtest.KindOf(m)))
 			}
 			if probs := e.ad.Validate(p); len(probs) != 0 {
 				t.Fatalf("Validate: got %v, want no problems", probs)
 			}
-			res, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			res, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 			if err != nil {
 				t.Fatalf("Publish: got error %v, want nil", err)
 			}
@@ -149,11 +93,11 @@ func TestPublishRetryIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := platform.Post{DeliveryID: "dlv-1", Text: "once"}
-	r1, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	r1, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 	if err != nil {
 		t.Fatalf("first Publish: %v", err)
 	}
-	r2, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+	r2, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 	if err != nil {
 		t.Fatalf("second Publish: %v", err)
 	}
@@ -166,16 +110,9 @@ func TestPublishRetryIsIdempotent(t *testing.T) {
 }
 
 // failTransport fails the test on any request: Validate must not use the network.
-type failTransport struct{ t *testing.T }
-
-func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	f.t.Error("Validate used the network")
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := mastodon.New(mastodon.Config{}, &http.Client{Transport: failTransport{t}}, nil)
+	ad := mastodon.New(mastodon.Config{}, simtest.NoNetwork(t), nil)
 	img := platform.Media{URL: "http://127.0.0.1/a.jpg", Kind: platform.Image}
 	vid := platform.Media{URL: "http://127.0.0.1/v.mp4", Kind: platform.Video}
 	tests := []struct {
@@ -247,7 +184,7 @@ func TestErrors(t *testing.T) {
 				}
 				p.Media = []platform.Media{e.media(tt.media, kind)}
 			}
-			_, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok {
 				t.Fatalf("error: got %v, want *apperr.Error", err)
@@ -270,18 +207,18 @@ func TestTimeoutAfterCreateThenReconcile(t *testing.T) {
 	e := newEnv(t)
 	// net/http replays a request that carries an Idempotency-Key when a
 	// reused connection drops; without keep-alives the drop surfaces.
-	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr := e.sim.Client().Transport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true
 	e.ad = mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, &http.Client{Transport: tr}, e.clock)
 	e.sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultTimeoutAfterCreate})
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{DeliveryID: "dlv-timeout", Text: "lost answer", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
 	_, err := e.ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
-	e.clock.advance(10 * time.Minute)
-	p.Journal = j.snapshot()
+	e.clock.Advance(10 * time.Minute)
+	p.Journal = j.Entries()
 	res, found, err := e.ad.Reconcile(context.Background(), e.acct, p)
 	if err != nil || !found {
 		t.Fatalf("Reconcile: got found=%v err=%v, want found", found, err)
@@ -322,7 +259,7 @@ func TestWhoAmI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WhoAmI: %v", err)
 	}
-	host := strings.TrimPrefix(e.srv.URL, "http://")
+	host := strings.TrimPrefix(e.sim.URL, "http://")
 	if id.ID != "109" || id.Handle != "alice@"+host {
 		t.Errorf("identity: got %+v, want id 109 handle alice@%s", id, host)
 	}
@@ -333,9 +270,7 @@ func TestWhoAmI(t *testing.T) {
 		t.Errorf("bad token: got %v, want reconnect", err)
 	}
 
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
+	deadURL := simtest.ClosedURL(t)
 	gone := e.acct
 	gone.BaseURL = deadURL
 	_, err = e.ad.WhoAmI(context.Background(), gone)
@@ -374,14 +309,10 @@ func TestUnexpectedResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
+			srv := simtest.Answer(t, tt.status, tt.body)
 			ad := mastodon.New(mastodon.Config{}, srv.Client(), nil)
 			acct := platform.Account{ID: "1", AccessToken: "t", BaseURL: srv.URL}
-			_, err := ad.Publish(context.Background(), acct, platform.Post{DeliveryID: "d", Text: "x"}, &journal{})
+			_, err := ad.Publish(context.Background(), acct, platform.Post{DeliveryID: "d", Text: "x"}, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok || ae.Kind != tt.wantKind {
 				t.Fatalf("Publish: got %v, want kind %s", err, tt.wantKind)
@@ -406,7 +337,7 @@ func TestDroppedAnswerIsReplayedByTransport(t *testing.T) {
 		t.Fatalf("WhoAmI: %v", err)
 	}
 	e.sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultTimeoutAfterCreate})
-	res, err := e.ad.Publish(context.Background(), e.acct, platform.Post{DeliveryID: "dlv-replay", Text: "once"}, &journal{})
+	res, err := e.ad.Publish(context.Background(), e.acct, platform.Post{DeliveryID: "dlv-replay", Text: "once"}, &platformsim.MemJournal{})
 	posts := e.sim.Posts("mastodon")
 	switch {
 	case err == nil && (len(posts) != 1 || res.ID != posts[0].ID):

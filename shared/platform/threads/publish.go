@@ -11,6 +11,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
 
 // Publish implements platform.Publisher.
@@ -50,26 +51,26 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 		return platform.Result{}, err
 	}
 	if err := j.Record(ctx, JournalContainerID, container); err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindTransient, "threads.journal", "could not record the container id"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "threads.journal", "could not record the container id")
 	}
 
 	const what = "publish"
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: a.api(acct.ID + "/threads_publish"), token: acct.AccessToken,
-		body: []byte(url.Values{"creation_id": {container}}.Encode()), contentType: "application/x-www-form-urlencoded", final: true, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: a.endpoint(acct.ID + "/threads_publish"), Token: acct.AccessToken,
+		Body: []byte(url.Values{"creation_id": {container}}.Encode()), ContentType: "application/x-www-form-urlencoded", Final: true, What: what})
 	if err != nil {
 		return platform.Result{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Result{}, a.apiError(resp, what, true)
 	}
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(resp.body, &out); err != nil || out.ID == "" {
+	if err := json.Unmarshal(resp.Body, &out); err != nil || out.ID == "" {
 		if err == nil {
 			err = errors.New("no id")
 		}
-		return platform.Result{}, shapeErr(resp, true, what, err)
+		return platform.Result{}, errs.Shape(resp, true, what, err)
 	}
 	// The post exists now; a failed permalink lookup must not fail it.
 	return platform.Result{ID: out.ID, URL: a.permalink(ctx, acct, out.ID)}, nil
@@ -98,22 +99,22 @@ func mediaParams(m platform.Media, text string, carouselItem bool) url.Values {
 
 // createContainer creates a media container and returns its id.
 func (a *Adapter) createContainer(ctx context.Context, acct platform.Account, params url.Values, what string) (string, error) {
-	resp, err := a.do(ctx, request{method: http.MethodPost, url: a.api(acct.ID + "/threads"), token: acct.AccessToken,
-		body: []byte(params.Encode()), contentType: "application/x-www-form-urlencoded", what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: a.endpoint(acct.ID + "/threads"), Token: acct.AccessToken,
+		Body: []byte(params.Encode()), ContentType: "application/x-www-form-urlencoded", What: what})
 	if err != nil {
 		return "", err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return "", a.apiError(resp, what, false)
 	}
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(resp.body, &out); err != nil || out.ID == "" {
+	if err := json.Unmarshal(resp.Body, &out); err != nil || out.ID == "" {
 		if err == nil {
 			err = errors.New("no id")
 		}
-		return "", shapeErr(resp, false, what, err)
+		return "", errs.Shape(resp, false, what, err)
 	}
 	return out.ID, nil
 }
@@ -125,21 +126,21 @@ type containerStatus struct {
 	ErrorMessage string `json:"error_message"`
 }
 
-func (a *Adapter) readContainer(ctx context.Context, acct platform.Account, id, what string) (containerStatus, response, error) {
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.api(url.PathEscape(id)) + "?fields=status,error_message",
-		token: acct.AccessToken, what: what})
+func (a *Adapter) readContainer(ctx context.Context, acct platform.Account, id, what string) (containerStatus, platformhttp.Response, error) {
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.endpoint(url.PathEscape(id)) + "?fields=status,error_message",
+		Token: acct.AccessToken, What: what})
 	if err != nil {
 		return containerStatus{}, resp, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return containerStatus{}, resp, a.apiError(resp, what, false)
 	}
 	var st containerStatus
-	if err := json.Unmarshal(resp.body, &st); err != nil || st.Status == "" {
+	if err := json.Unmarshal(resp.Body, &st); err != nil || st.Status == "" {
 		if err == nil {
 			err = errors.New("no status")
 		}
-		return containerStatus{}, resp, shapeErr(resp, false, what, err)
+		return containerStatus{}, resp, errs.Shape(resp, false, what, err)
 	}
 	return st, resp, nil
 }
@@ -159,13 +160,13 @@ func (a *Adapter) waitFinished(ctx context.Context, acct platform.Account, id, l
 		case "ERROR", "EXPIRED":
 			return containerErr(st, resp, label)
 		case "PUBLISHED":
-			return platformErr(apperr.New(apperr.KindPermanent, "threads.container_published", label+": the container is already published"), resp.status, resp.body)
+			return errs.Annotate(apperr.New(apperr.KindPermanent, "threads.container_published", label+": the container is already published"), resp.Status, resp.Body)
 		}
 		if !a.clock.Now().Before(deadline) {
-			return platformErr(apperr.Newf(apperr.KindTransient, "threads.container_timeout", "%s: still %s after %s", label, st.Status, a.cfg.PollTimeout), resp.status, resp.body)
+			return errs.Annotate(apperr.Newf(apperr.KindTransient, "threads.container_timeout", "%s: still %s after %s", label, st.Status, a.cfg.PollTimeout), resp.Status, resp.Body)
 		}
 		if err := a.clock.Sleep(ctx, a.cfg.PollInterval); err != nil {
-			return platformErr(apperr.Wrap(err, apperr.KindTransient, "threads.cancelled", label+": cancelled while waiting for the container"), 0, nil)
+			return errs.Wrap(err, apperr.KindTransient, "threads.cancelled", label+": cancelled while waiting for the container")
 		}
 	}
 }
@@ -173,7 +174,7 @@ func (a *Adapter) waitFinished(ctx context.Context, acct platform.Account, id, l
 // containerErr classifies a container in ERROR or EXPIRED: download
 // failures, unknown errors and expiry are worth a new container (transient);
 // format problems are permanent.
-func containerErr(st containerStatus, resp response, label string) error {
+func containerErr(st containerStatus, resp platformhttp.Response, label string) error {
 	var e *apperr.Error
 	switch {
 	case st.Status == "EXPIRED":
@@ -187,20 +188,20 @@ func containerErr(st containerStatus, resp response, label string) error {
 	if e.PlatformCode == "" {
 		e.PlatformCode = st.Status
 	}
-	return platformErr(e, resp.status, resp.body)
+	return errs.Annotate(e, resp.Status, resp.Body)
 }
 
 // permalink looks up a post's public URL; "" when the lookup fails.
 func (a *Adapter) permalink(ctx context.Context, acct platform.Account, mediaID string) string {
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.api(url.PathEscape(mediaID)) + "?fields=permalink",
-		token: acct.AccessToken, what: "permalink"})
-	if err != nil || resp.status != http.StatusOK {
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.endpoint(url.PathEscape(mediaID)) + "?fields=permalink",
+		Token: acct.AccessToken, What: "permalink"})
+	if err != nil || resp.Status != http.StatusOK {
 		return ""
 	}
 	var out struct {
 		Permalink string `json:"permalink"`
 	}
-	if json.Unmarshal(resp.body, &out) != nil {
+	if json.Unmarshal(resp.Body, &out) != nil {
 		return ""
 	}
 	return out.Permalink
@@ -226,8 +227,8 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 		return platform.Result{}, false, nil
 	}
 	q := url.Values{"fields": {"id,permalink,text,timestamp"}, "limit": {fmt.Sprint(a.cfg.ReconcileListLimit)}}
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.api(acct.ID+"/threads") + "?" + q.Encode(), token: acct.AccessToken, what: "list threads"})
-	if err == nil && resp.status == http.StatusOK {
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.endpoint(acct.ID+"/threads") + "?" + q.Encode(), Token: acct.AccessToken, What: "list threads"})
+	if err == nil && resp.Status == http.StatusOK {
 		var list struct {
 			Data []struct {
 				ID        string `json:"id"`
@@ -235,7 +236,7 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 				Text      string `json:"text"`
 			} `json:"data"`
 		}
-		if json.Unmarshal(resp.body, &list) == nil {
+		if json.Unmarshal(resp.Body, &list) == nil {
 			for _, t := range list.Data {
 				if t.Text == p.Text && t.ID != "" {
 					return platform.Result{ID: t.ID, URL: t.Permalink}, true, nil
@@ -249,11 +250,11 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 // WhoAmI implements platform.Identifier with GET /me.
 func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.Identity, error) {
 	const what = "me"
-	resp, err := a.do(ctx, request{method: http.MethodGet, url: a.api("me") + "?fields=id,username,name", token: acct.AccessToken, what: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.endpoint("me") + "?fields=id,username,name", Token: acct.AccessToken, What: what})
 	if err != nil {
 		return platform.Identity{}, err
 	}
-	if resp.status != http.StatusOK {
+	if resp.Status != http.StatusOK {
 		return platform.Identity{}, a.apiError(resp, what, false)
 	}
 	var me struct {
@@ -261,11 +262,11 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		Username string `json:"username"`
 		Name     string `json:"name"`
 	}
-	if err := json.Unmarshal(resp.body, &me); err != nil || me.ID == "" {
+	if err := json.Unmarshal(resp.Body, &me); err != nil || me.ID == "" {
 		if err == nil {
 			err = errors.New("no id")
 		}
-		return platform.Identity{}, shapeErr(resp, false, what, err)
+		return platform.Identity{}, errs.Shape(resp, false, what, err)
 	}
 	return platform.Identity{ID: me.ID, Handle: me.Username, Name: me.Name}, nil
 }

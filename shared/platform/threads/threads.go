@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -57,47 +57,24 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = "https://graph.threads.net"
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.APIVersion == "" {
-		c.APIVersion = "v1.0"
-	}
-	if c.TextLimit <= 0 {
-		c.TextLimit = 500
-	}
-	if c.MaxLinks <= 0 {
-		c.MaxLinks = 5
-	}
-	if c.MaxCarousel <= 0 {
-		c.MaxCarousel = 20
-	}
-	if c.MaxImageBytes <= 0 {
-		c.MaxImageBytes = 8 << 20
-	}
-	if c.MaxVideoBytes <= 0 {
-		c.MaxVideoBytes = 1 << 30
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 10 * time.Second
-	}
-	if c.PollTimeout <= 0 {
-		c.PollTimeout = 5 * time.Minute
-	}
-	if c.ReconcileListLimit <= 0 {
-		c.ReconcileListLimit = 25
-	}
-	if c.DefaultRetryAfter <= 0 {
-		c.DefaultRetryAfter = 5 * time.Minute
-	}
+	platform.DefaultURL(&c.BaseURL, "https://graph.threads.net")
+	platform.Default(&c.APIVersion, "v1.0")
+	platform.DefaultPositive(&c.TextLimit, 500)
+	platform.DefaultPositive(&c.MaxLinks, 5)
+	platform.DefaultPositive(&c.MaxCarousel, 20)
+	platform.DefaultPositive(&c.MaxImageBytes, 8<<20)
+	platform.DefaultPositive(&c.MaxVideoBytes, 1<<30)
+	platform.DefaultPositive(&c.PollInterval, 10*time.Second)
+	platform.DefaultPositive(&c.PollTimeout, 5*time.Minute)
+	platform.DefaultPositive(&c.ReconcileListLimit, 25)
+	platform.DefaultPositive(&c.DefaultRetryAfter, 5*time.Minute)
 	return c
 }
 
 // Adapter is the Threads publisher. It is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -105,12 +82,9 @@ type Adapter struct {
 // clock is the wall clock.
 func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = platformhttp.DefaultClient()
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg.withDefaults(), hc: hc, clock: clock}
+	return &Adapter{cfg: cfg.withDefaults(), api: &platformhttp.Client{Errors: errs, HC: hc}, clock: platform.ClockOrReal(clock)}
 }
 
 var (
@@ -174,26 +148,11 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	if len(p.Media) > a.cfg.MaxCarousel {
 		probs = append(probs, apperr.Problem{Field: "media", Message: fmt.Sprintf("%d items, over the carousel limit of %d", len(p.Media), a.cfg.MaxCarousel)})
 	}
+	image := platform.KindRule{Types: imageTypes, MaxBytes: a.cfg.MaxImageBytes, Noun: "image", TypeProblem: "images must be JPEG or PNG"}
+	video := platform.KindRule{Types: videoTypes, MaxBytes: a.cfg.MaxVideoBytes, Noun: "video", TypeProblem: "videos must be MP4 or MOV"}
 	for i, m := range p.Media {
 		f := fmt.Sprintf("media[%d]", i)
-		switch m.Kind {
-		case platform.Image:
-			if m.MIMEType != "" && !slices.Contains(imageTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "images must be JPEG or PNG"})
-			}
-			if m.Size > a.cfg.MaxImageBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the image limit of %d bytes", a.cfg.MaxImageBytes)})
-			}
-		case platform.Video:
-			if m.MIMEType != "" && !slices.Contains(videoTypes, m.MIMEType) {
-				probs = append(probs, apperr.Problem{Field: f + ".mimeType", Message: "videos must be MP4 or MOV"})
-			}
-			if m.Size > a.cfg.MaxVideoBytes {
-				probs = append(probs, apperr.Problem{Field: f + ".size", Message: fmt.Sprintf("over the video limit of %d bytes", a.cfg.MaxVideoBytes)})
-			}
-		default:
-			probs = append(probs, apperr.Problem{Field: f + ".kind", Message: `must be "image" or "video"`})
-		}
+		probs = append(probs, platform.KindProblems(f, m, image, video)...)
 		if !strings.HasPrefix(m.URL, "https://") && !strings.HasPrefix(m.URL, "http://") {
 			probs = append(probs, apperr.Problem{Field: f + ".url", Message: "must be a public http(s) URL (Threads downloads it)"})
 		}
@@ -201,7 +160,7 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	return probs
 }
 
-// api is the versioned Graph URL of path.
-func (a *Adapter) api(path string) string {
+// endpoint is the versioned Graph URL of path.
+func (a *Adapter) endpoint(path string) string {
 	return a.cfg.BaseURL + "/" + a.cfg.APIVersion + "/" + strings.TrimLeft(path, "/")
 }

@@ -2,15 +2,13 @@ package threads_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/threads"
@@ -18,39 +16,8 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-type clock struct{ now time.Time }
-
-func (c clock) Now() time.Time                                   { return c.now }
-func (c clock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-
-type journal struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (j *journal) Record(_ context.Context, k, v string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.m == nil {
-		j.m = map[string]string{}
-	}
-	j.m[k] = v
-	return nil
-}
-
-func (j *journal) snapshot() map[string]string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range j.m {
-		out[k] = v
-	}
-	return out
-}
-
 type env struct {
-	sim  *platformsim.Server
-	srv  *httptest.Server
+	sim  *simtest.Sim
 	ad   *threads.Adapter
 	acct platform.Account
 }
@@ -60,25 +27,14 @@ const uid = "17841400000000001"
 // newEnv starts the simulator behind wrap (nil: as is).
 func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	sim := platformsim.New(platformsim.Options{Now: func() time.Time { return t0 }})
-	var h http.Handler = sim
-	if wrap != nil {
-		h = wrap(sim)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "threads", ID: uid, Handle: "alice_th", AccessToken: "tok-th"})
-	ad := threads.New(threads.Config{BaseURL: srv.URL + "/threads", PollInterval: time.Millisecond}, srv.Client(), clock{t0})
-	return &env{sim: sim, srv: srv, ad: ad, acct: platform.Account{ID: uid, Handle: "alice_th", AccessToken: "tok-th"}}
+	sim := simtest.Start(t, simtest.Options{Now: func() time.Time { return t0 }, Wrap: wrap,
+		Accounts: []platformsim.Account{{Platform: "threads", ID: uid, Handle: "alice_th", AccessToken: "tok-th"}}})
+	ad := threads.New(threads.Config{BaseURL: sim.URL + "/threads", PollInterval: time.Millisecond}, sim.Client(), simtest.NewStoppedClock(t0))
+	return &env{sim: sim, ad: ad, acct: platform.Account{ID: uid, Handle: "alice_th", AccessToken: "tok-th"}}
 }
 
 func (e *env) media(name string) platform.Media {
-	kind := platform.Image
-	if strings.HasSuffix(name, ".mp4") {
-		kind = platform.Video
-	}
-	return platform.Media{URL: e.srv.URL + "/_sim/media/" + name, Kind: kind, AltText: "alt"}
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: simtest.KindOf(name), AltText: "alt"}
 }
 
 func TestPublish(t *testing.T) {
@@ -107,7 +63,7 @@ func TestPublish(t *testing.T) {
 			if probs := e.ad.Validate(p); len(probs) != 0 {
 				t.Fatalf("Validate: got %v, want none", probs)
 			}
-			j := &journal{}
+			j := &platformsim.MemJournal{}
 			res, err := e.ad.Publish(context.Background(), e.acct, p, j)
 			if err != nil {
 				t.Fatalf("Publish: %v", err)
@@ -126,23 +82,16 @@ func TestPublish(t *testing.T) {
 			if got.Extra["link_attachment"] != p.Link {
 				t.Errorf("link_attachment: got %q, want %q", got.Extra["link_attachment"], p.Link)
 			}
-			if c := j.snapshot()[threads.JournalContainerID]; c == "" || c != got.Extra["container_id"] {
+			if c := j.Entries()[threads.JournalContainerID]; c == "" || c != got.Extra["container_id"] {
 				t.Errorf("journaled container: got %q, want %q", c, got.Extra["container_id"])
 			}
 		})
 	}
 }
 
-type failTransport struct{ t *testing.T }
-
-func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	f.t.Error("Validate used the network")
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := threads.New(threads.Config{}, &http.Client{Transport: failTransport{t}}, nil)
+	ad := threads.New(threads.Config{}, simtest.NoNetwork(t), nil)
 	img := platform.Media{URL: "https://example.com/a.jpg", Kind: platform.Image}
 	many := make([]platform.Media, 21)
 	for i := range many {
@@ -169,13 +118,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			for _, p := range ad.Validate(tt.post) {
-				got = append(got, p.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("fields: got %v, want %v", got, tt.want)
-			}
+			simtest.WantFields(t, ad.Validate(tt.post), tt.want)
 		})
 	}
 }
@@ -215,7 +158,7 @@ func TestErrors(t *testing.T) {
 			if tt.media != "" {
 				p.Media = []platform.Media{e.media(tt.media)}
 			}
-			_, err := e.ad.Publish(context.Background(), e.acct, p, &journal{})
+			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok {
 				t.Fatalf("error: got %v, want *apperr.Error", err)
@@ -234,13 +177,13 @@ func TestTimeoutAfterPublishThenReconcile(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.sim.AddFault(platformsim.Fault{Platform: "threads", Kind: platformsim.FaultTimeoutAfterCreate})
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "lost answer", Media: []platform.Media{e.media("a.jpg")}}
 	_, err := e.ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	res, found, err := e.ad.Reconcile(context.Background(), e.acct, p)
 	if err != nil || !found {
 		t.Fatalf("Reconcile: got found=%v err=%v, want found", found, err)
@@ -267,13 +210,13 @@ func TestServerErrorOnPublishIsAmbiguousAndReconcilesNotFound(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "maybe"}
 	_, err := e.ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	if _, found, err := e.ad.Reconcile(context.Background(), e.acct, p); err != nil || found {
 		t.Errorf("Reconcile: got found=%v err=%v, want not found (container still FINISHED)", found, err)
 	}
@@ -312,14 +255,10 @@ func TestUnexpectedResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
-			ad := threads.New(threads.Config{BaseURL: srv.URL}, srv.Client(), clock{t0})
+			srv := simtest.Answer(t, tt.status, tt.body)
+			ad := threads.New(threads.Config{BaseURL: srv.URL}, srv.Client(), simtest.NewStoppedClock(t0))
 			acct := platform.Account{ID: "1", AccessToken: "t"}
-			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "x"}, &journal{})
+			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "x"}, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok || ae.Kind != tt.wantKind {
 				t.Fatalf("Publish: got %v, want kind %s", err, tt.wantKind)

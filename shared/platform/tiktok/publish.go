@@ -13,6 +13,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
 
 // call POSTs body as JSON to an API path and returns the envelope's data.
@@ -21,27 +22,27 @@ func (a *Adapter) call(ctx context.Context, token, method, path string, body any
 	if body != nil {
 		var err error
 		if b, err = json.Marshal(body); err != nil {
-			return nil, platformErr(apperr.Wrap(err, apperr.KindPermanent, "tiktok.encode", what+": could not encode the request"), 0, nil)
+			return nil, errs.Wrap(err, apperr.KindPermanent, "tiktok.encode", what+": could not encode the request")
 		}
 	}
-	rq := request{method: method, url: a.cfg.BaseURL + path, token: token, body: b, final: final, what: what}
+	rq := platformhttp.Request{Method: method, URL: a.cfg.BaseURL + path, Token: token, Body: b, Final: final, What: what}
 	if b != nil {
-		rq.contentType = "application/json; charset=UTF-8"
+		rq.ContentType = "application/json; charset=UTF-8"
 	}
-	resp, err := a.do(ctx, rq)
+	resp, err := a.api.Do(ctx, rq)
 	if err != nil {
 		return nil, err
 	}
 	var env envelope
-	jerr := json.Unmarshal(resp.body, &env)
-	if resp.status != http.StatusOK || (jerr == nil && env.Error.Code != "" && env.Error.Code != "ok") {
+	jerr := json.Unmarshal(resp.Body, &env)
+	if resp.Status != http.StatusOK || (jerr == nil && env.Error.Code != "" && env.Error.Code != "ok") {
 		return nil, a.apiError(resp, what, final)
 	}
 	if jerr != nil || env.Error.Code != "ok" || len(env.Data) == 0 {
 		if jerr == nil {
 			jerr = errors.New(`no "ok" envelope`)
 		}
-		return nil, shapeErr(resp, final, what, jerr)
+		return nil, errs.Shape(resp, final, what, jerr)
 	}
 	return env.Data, nil
 }
@@ -62,7 +63,7 @@ func (a *Adapter) creatorInfo(ctx context.Context, acct platform.Account) (creat
 	}
 	var c creator
 	if err := json.Unmarshal(data, &c); err != nil {
-		return creator{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
+		return creator{}, errs.Annotate(apperr.Wrap(err, apperr.KindPermanent, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
 	}
 	return c, nil
 }
@@ -90,7 +91,7 @@ func postInfo(p platform.Post, photo bool) map[string]any {
 // Publish implements platform.Publisher.
 func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal) (platform.Result, error) {
 	if len(p.Media) == 0 {
-		return platform.Result{}, platformErr(apperr.New(apperr.KindPermanent, "tiktok.media_required", "TikTok has no text-only posts"), 0, nil)
+		return platform.Result{}, errs.New(apperr.KindPermanent, "tiktok.media_required", "TikTok has no text-only posts")
 	}
 	level := p.Options["privacy_level"]
 	ci, err := a.creatorInfo(ctx, acct)
@@ -101,7 +102,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 		e := apperr.Newf(apperr.KindPermanent, "tiktok.privacy_level_option_mismatch",
 			"privacy_level %q is not one of the creator's options (%s)", level, strings.Join(ci.PrivacyOptions, ", "))
 		e.PlatformCode = "privacy_level_option_mismatch"
-		return platform.Result{}, platformErr(e, 0, nil)
+		return platform.Result{}, errs.Annotate(e, 0, nil)
 	}
 	photo := p.Media[0].Kind == platform.Image
 	if ci.Username == "" {
@@ -128,7 +129,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 			"source_info": map[string]any{"source": SourcePullFromURL, "video_url": p.Media[0].URL}}
 	}
 	if err := j.Record(ctx, JournalInitSent, a.clock.Now().UTC().Format(time.RFC3339)); err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish checkpoint"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish checkpoint")
 	}
 	// With pull-from-URL, init is the write that creates the post.
 	publishID, _, err := a.init(ctx, acct, path, body, true)
@@ -136,7 +137,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 		return platform.Result{}, err
 	}
 	if err := j.Record(ctx, JournalPublishID, publishID); err != nil {
-		return platform.Result{}, afterInit(platformErr(apperr.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish id"), 0, nil), publishID)
+		return platform.Result{}, afterInit(errs.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish id"), publishID)
 	}
 	return a.wait(ctx, acct, publishID, level, photo, ci.Username)
 }
@@ -160,7 +161,7 @@ func (a *Adapter) init(ctx context.Context, acct platform.Account, path string, 
 		if final {
 			kind = apperr.KindAmbiguous
 		}
-		return "", "", platformErr(apperr.Wrap(err, kind, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
+		return "", "", errs.Annotate(apperr.Wrap(err, kind, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
 	}
 	return out.PublishID, out.UploadURL, nil
 }
@@ -168,7 +169,7 @@ func (a *Adapter) init(ctx context.Context, acct platform.Account, path string, 
 // publishFile downloads the video and uploads it in chunks; the last chunk
 // is the write that creates the post.
 func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal, username string) (platform.Result, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.hc, p.Media[0], a.cfg.MaxVideoBytes)
+	data, ct, err := platform.FetchMedia(ctx, a.api.HC, p.Media[0], a.cfg.MaxVideoBytes)
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
 			e.Platform = "tiktok"
@@ -188,10 +189,10 @@ func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p plat
 		return platform.Result{}, err
 	}
 	if uploadURL == "" {
-		return platform.Result{}, platformErr(apperr.New(apperr.KindPermanent, "tiktok.unexpected_response", "init post: no upload_url for FILE_UPLOAD"), http.StatusOK, nil)
+		return platform.Result{}, errs.Annotate(apperr.New(apperr.KindPermanent, "tiktok.unexpected_response", "init post: no upload_url for FILE_UPLOAD"), http.StatusOK, nil)
 	}
 	if err := j.Record(ctx, JournalPublishID, publishID); err != nil {
-		return platform.Result{}, platformErr(apperr.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish id"), 0, nil)
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "tiktok.journal", "could not record the publish id")
 	}
 	for i := 0; i < count; i++ {
 		first := int64(i) * chunk
@@ -201,12 +202,12 @@ func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p plat
 		}
 		final := i == count-1
 		what := fmt.Sprintf("upload chunk %d/%d", i+1, count)
-		resp, err := a.do(ctx, request{method: http.MethodPut, url: uploadURL, body: data[first : last+1], contentType: ct,
-			header: map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/%d", first, last, size)}, final: final, what: what})
+		resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPut, URL: uploadURL, Body: data[first : last+1], ContentType: ct,
+			Header: map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/%d", first, last, size)}, Final: final, What: what})
 		if err != nil {
 			return platform.Result{}, err
 		}
-		if resp.status != http.StatusPartialContent && resp.status != http.StatusCreated && resp.status != http.StatusOK {
+		if resp.Status != http.StatusPartialContent && resp.Status != http.StatusCreated && resp.Status != http.StatusOK {
 			return platform.Result{}, a.apiError(resp, what, final)
 		}
 	}
@@ -220,19 +221,19 @@ type status struct {
 	PostIDs    []int64 `json:"publicaly_available_post_id"` // sic
 }
 
-func (a *Adapter) fetchStatus(ctx context.Context, token, publishID string) (status, response, error) {
+func (a *Adapter) fetchStatus(ctx context.Context, token, publishID string) (status, platformhttp.Response, error) {
 	const what = "fetch status"
 	data, err := a.call(ctx, token, http.MethodPost, "/v2/post/publish/status/fetch/", map[string]string{"publish_id": publishID}, what, false)
 	if err != nil {
-		return status{}, response{}, err
+		return status{}, platformhttp.Response{}, err
 	}
-	resp := response{status: http.StatusOK, body: data}
+	resp := platformhttp.Response{Status: http.StatusOK, Body: data}
 	var st status
 	if err := json.Unmarshal(data, &st); err != nil || st.Status == "" {
 		if err == nil {
 			err = errors.New("no status")
 		}
-		return status{}, resp, shapeErr(resp, false, what, err)
+		return status{}, resp, errs.Shape(resp, false, what, err)
 	}
 	return st, resp, nil
 }
@@ -270,7 +271,7 @@ func (a *Adapter) wait(ctx context.Context, acct platform.Account, publishID, le
 	complete := false
 	for {
 		if err := a.clock.Sleep(ctx, a.cfg.PollInterval); err != nil {
-			return platform.Result{}, afterInit(platformErr(apperr.Wrap(err, apperr.KindAmbiguous, "tiktok.cancelled", "cancelled while waiting"), 0, nil), publishID)
+			return platform.Result{}, afterInit(errs.Wrap(err, apperr.KindAmbiguous, "tiktok.cancelled", "cancelled while waiting"), publishID)
 		}
 		st, resp, err := a.fetchStatus(ctx, acct.AccessToken, publishID)
 		if err != nil {
@@ -295,8 +296,8 @@ func (a *Adapter) wait(ctx context.Context, acct platform.Account, publishID, le
 			if complete {
 				return platform.Result{ID: publishID}, nil
 			}
-			return platform.Result{}, afterInit(platformErr(apperr.Newf(apperr.KindAmbiguous, "tiktok.processing",
-				"still %s after %s", st.Status, a.cfg.PollTimeout), resp.status, resp.body), publishID)
+			return platform.Result{}, afterInit(errs.Annotate(apperr.Newf(apperr.KindAmbiguous, "tiktok.processing",
+				"still %s after %s", st.Status, a.cfg.PollTimeout), resp.Status, resp.Body), publishID)
 		}
 	}
 }
@@ -325,8 +326,8 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 		case "FAILED":
 			return platform.Result{}, false, nil
 		}
-		return platform.Result{}, false, platformErr(apperr.Newf(apperr.KindAmbiguous, "tiktok.processing",
-			"publish %s is still %s", pid, st.Status), resp.status, resp.body)
+		return platform.Result{}, false, errs.Annotate(apperr.Newf(apperr.KindAmbiguous, "tiktok.processing",
+			"publish %s is still %s", pid, st.Status), resp.Status, resp.Body)
 	}
 	if p.Journal[JournalInitSent] == "" {
 		return platform.Result{}, false, nil
@@ -345,7 +346,7 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 		} `json:"videos"`
 	}
 	if err := json.Unmarshal(data, &list); err != nil {
-		return platform.Result{}, false, platformErr(apperr.Wrap(err, apperr.KindAmbiguous, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
+		return platform.Result{}, false, errs.Annotate(apperr.Wrap(err, apperr.KindAmbiguous, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
 	}
 	for _, v := range list.Videos {
 		if v.ID != "" && v.Title == p.Text {
@@ -356,8 +357,8 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 			return platform.Result{ID: v.ID, URL: u}, true, nil
 		}
 	}
-	return platform.Result{}, false, platformErr(apperr.New(apperr.KindAmbiguous, "tiktok.not_visible",
-		"init was sent but its answer was lost, and no recent public video matches; check the creator's profile"), 0, nil)
+	return platform.Result{}, false, errs.New(apperr.KindAmbiguous, "tiktok.not_visible",
+		"init was sent but its answer was lost, and no recent public video matches; check the creator's profile")
 }
 
 // WhoAmI implements platform.Identifier with /v2/user/info/; the handle
@@ -378,7 +379,7 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		if err == nil {
 			err = errors.New("no open_id")
 		}
-		return platform.Identity{}, platformErr(apperr.Wrap(err, apperr.KindPermanent, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
+		return platform.Identity{}, errs.Annotate(apperr.Wrap(err, apperr.KindPermanent, "tiktok.unexpected_response", what+": unexpected response"), http.StatusOK, data)
 	}
 	id := platform.Identity{ID: out.User.OpenID, Name: out.User.DisplayName}
 	if ci, err := a.creatorInfo(ctx, acct); err == nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -84,50 +85,20 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = "https://open.tiktokapis.com"
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.WebURL == "" {
-		c.WebURL = "https://www.tiktok.com"
-	}
-	c.WebURL = strings.TrimRight(c.WebURL, "/")
-	if c.VideoSource == "" {
-		c.VideoSource = SourcePullFromURL
-	}
-	if c.ChunkSize <= 0 {
-		c.ChunkSize = 10 << 20
-	}
-	if c.MaxTitle <= 0 {
-		c.MaxTitle = 2200
-	}
-	if c.MaxPhotoTitle <= 0 {
-		c.MaxPhotoTitle = 90
-	}
-	if c.MaxPhotoDescription <= 0 {
-		c.MaxPhotoDescription = 4000
-	}
-	if c.MaxPhotos <= 0 {
-		c.MaxPhotos = 35
-	}
-	if c.MaxVideoBytes <= 0 {
-		c.MaxVideoBytes = 4 << 30
-	}
-	if c.MaxImageBytes <= 0 {
-		c.MaxImageBytes = 20 << 20
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 5 * time.Second
-	}
-	if c.PollTimeout <= 0 {
-		c.PollTimeout = 2 * time.Minute
-	}
-	if c.RateLimitRetryAfter <= 0 {
-		c.RateLimitRetryAfter = time.Minute
-	}
-	if c.DailyCapRetryAfter <= 0 {
-		c.DailyCapRetryAfter = 24 * time.Hour
-	}
+	platform.DefaultURL(&c.BaseURL, "https://open.tiktokapis.com")
+	platform.DefaultURL(&c.WebURL, "https://www.tiktok.com")
+	platform.Default(&c.VideoSource, SourcePullFromURL)
+	platform.DefaultPositive(&c.ChunkSize, 10<<20)
+	platform.DefaultPositive(&c.MaxTitle, 2200)
+	platform.DefaultPositive(&c.MaxPhotoTitle, 90)
+	platform.DefaultPositive(&c.MaxPhotoDescription, 4000)
+	platform.DefaultPositive(&c.MaxPhotos, 35)
+	platform.DefaultPositive(&c.MaxVideoBytes, 4<<30)
+	platform.DefaultPositive(&c.MaxImageBytes, 20<<20)
+	platform.DefaultPositive(&c.PollInterval, 5*time.Second)
+	platform.DefaultPositive(&c.PollTimeout, 2*time.Minute)
+	platform.DefaultPositive(&c.RateLimitRetryAfter, time.Minute)
+	platform.DefaultPositive(&c.DailyCapRetryAfter, 24*time.Hour)
 	if c.ReconcileListCount <= 0 || c.ReconcileListCount > 20 {
 		c.ReconcileListCount = 20
 	}
@@ -137,7 +108,7 @@ func (c Config) withDefaults() Config {
 // Adapter is the TikTok publisher. It is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -145,12 +116,9 @@ type Adapter struct {
 // clock is the wall clock.
 func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = platformhttp.DefaultClient()
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg.withDefaults(), hc: hc, clock: clock}
+	return &Adapter{cfg: cfg.withDefaults(), api: &platformhttp.Client{Errors: errs, HC: hc}, clock: platform.ClockOrReal(clock)}
 }
 
 var (
@@ -205,33 +173,16 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 			add("options."+k, `must be "true" or "false"`)
 		}
 	}
-	images, videos := 0, 0
+	image := platform.KindRule{Types: imageTypes, MaxBytes: a.cfg.MaxImageBytes, Noun: "photo", TypeProblem: "photos must be JPEG or WebP"}
+	video := platform.KindRule{Types: videoTypes, MaxBytes: a.cfg.MaxVideoBytes, Noun: "video", TypeProblem: "videos must be MP4, MOV or WebM"}
 	for i, m := range p.Media {
 		f := fmt.Sprintf("media[%d]", i)
-		switch m.Kind {
-		case platform.Image:
-			images++
-			if m.MIMEType != "" && !slices.Contains(imageTypes, m.MIMEType) {
-				add(f+".mimeType", "photos must be JPEG or WebP")
-			}
-			if m.Size > a.cfg.MaxImageBytes {
-				add(f+".size", "over the photo limit of %d bytes", a.cfg.MaxImageBytes)
-			}
-		case platform.Video:
-			videos++
-			if m.MIMEType != "" && !slices.Contains(videoTypes, m.MIMEType) {
-				add(f+".mimeType", "videos must be MP4, MOV or WebM")
-			}
-			if m.Size > a.cfg.MaxVideoBytes {
-				add(f+".size", "over the video limit of %d bytes", a.cfg.MaxVideoBytes)
-			}
-		default:
-			add(f+".kind", `must be "image" or "video"`)
-		}
+		probs = append(probs, platform.KindProblems(f, m, image, video)...)
 		if !strings.HasPrefix(m.URL, "https://") && !strings.HasPrefix(m.URL, "http://") {
 			add(f+".url", "must be a public http(s) URL")
 		}
 	}
+	images, videos := platform.CountKinds(p.Media)
 	switch {
 	case len(p.Media) == 0:
 		add("media", "TikTok needs a video or 1 to %d photos (no text-only posts)", a.cfg.MaxPhotos)

@@ -2,16 +2,14 @@ package tiktok_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/tiktok"
@@ -19,87 +17,31 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-// clock advances by each Sleep, so poll deadlines are reached without waiting.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
-}
-
-type journal struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (j *journal) Record(_ context.Context, k, v string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.m == nil {
-		j.m = map[string]string{}
-	}
-	j.m[k] = v
-	return nil
-}
-
-func (j *journal) snapshot() map[string]string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range j.m {
-		out[k] = v
-	}
-	return out
-}
-
 const openID = "-000a1b2c3d"
 
 type env struct {
-	sim  *platformsim.Server
-	srv  *httptest.Server
+	sim  *simtest.Sim
 	acct platform.Account
-	clk  *clock
+	clk  *platformsim.ManualClock
 }
 
 func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	sim := platformsim.New(platformsim.Options{Now: func() time.Time { return t0 }})
-	var h http.Handler = sim
-	if wrap != nil {
-		h = wrap(sim)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "tiktok", ID: openID, Handle: "creator1", AccessToken: "act.tok"})
-	return &env{sim: sim, srv: srv, clk: &clock{now: t0}, acct: platform.Account{ID: openID, Handle: "creator1", AccessToken: "act.tok"}}
+	sim := simtest.Start(t, simtest.Options{Now: func() time.Time { return t0 }, Wrap: wrap,
+		Accounts: []platformsim.Account{{Platform: "tiktok", ID: openID, Handle: "creator1", AccessToken: "act.tok"}}})
+	return &env{sim: sim, clk: platformsim.NewManualClock(t0), acct: platform.Account{ID: openID, Handle: "creator1", AccessToken: "act.tok"}}
 }
 
 func (e *env) adapter(cfg tiktok.Config) *tiktok.Adapter {
-	cfg.BaseURL = e.srv.URL + "/tiktok"
+	cfg.BaseURL = e.sim.URL + "/tiktok"
 	cfg.PollInterval = time.Second
-	return tiktok.New(cfg, e.srv.Client(), e.clk)
+	return tiktok.New(cfg, e.sim.Client(), e.clk)
 }
 
 func (e *env) media(names ...string) []platform.Media {
 	var out []platform.Media
 	for _, n := range names {
-		kind := platform.Image
-		if strings.HasSuffix(n, ".mp4") {
-			kind = platform.Video
-		}
-		out = append(out, platform.Media{URL: e.srv.URL + "/_sim/media/" + n, Kind: kind})
+		out = append(out, platform.Media{URL: e.sim.MediaURL(n), Kind: simtest.KindOf(n)})
 	}
 	return out
 }
@@ -132,7 +74,7 @@ func TestPublish(t *testing.T) {
 			if probs := ad.Validate(p); len(probs) != 0 {
 				t.Fatalf("Validate: got %v, want none", probs)
 			}
-			j := &journal{}
+			j := &platformsim.MemJournal{}
 			res, err := ad.Publish(context.Background(), e.acct, p, j)
 			if err != nil {
 				t.Fatalf("Publish: %v", err)
@@ -142,7 +84,7 @@ func TestPublish(t *testing.T) {
 				t.Fatalf("recorded posts: got %d, want 1", len(posts))
 			}
 			got := posts[0]
-			if pid := j.snapshot()[tiktok.JournalPublishID]; pid == "" || pid != got.Extra["publish_id"] {
+			if pid := j.Entries()[tiktok.JournalPublishID]; pid == "" || pid != got.Extra["publish_id"] {
 				t.Errorf("journaled publish_id: got %q, want %q", pid, got.Extra["publish_id"])
 			}
 			if tt.wantPostID {
@@ -161,16 +103,9 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-type failTransport struct{ t *testing.T }
-
-func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	f.t.Error("Validate used the network")
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := tiktok.New(tiktok.Config{}, &http.Client{Transport: failTransport{t}}, nil)
+	ad := tiktok.New(tiktok.Config{}, simtest.NoNetwork(t), nil)
 	vid := platform.Media{URL: "https://cdn.example/v.mp4", Kind: platform.Video}
 	img := platform.Media{URL: "https://cdn.example/a.jpg", Kind: platform.Image}
 	photos := make([]platform.Media, 36)
@@ -200,13 +135,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			for _, p := range ad.Validate(tt.post) {
-				got = append(got, p.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("fields: got %v, want %v", got, tt.want)
-			}
+			simtest.WantFields(t, ad.Validate(tt.post), tt.want)
 		})
 	}
 }
@@ -251,7 +180,7 @@ func TestErrors(t *testing.T) {
 			if tt.mediaURL != "" {
 				p.Media[0].URL = tt.mediaURL
 			}
-			_, err := e.adapter(tiktok.Config{}).Publish(context.Background(), e.acct, p, &journal{})
+			_, err := e.adapter(tiktok.Config{}).Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok {
 				t.Fatalf("error: got %v, want *apperr.Error", err)
@@ -271,13 +200,13 @@ func TestTimeoutAfterInitThenReconcile(t *testing.T) {
 	e := newEnv(t, nil)
 	ad := e.adapter(tiktok.Config{})
 	e.sim.AddFault(platformsim.Fault{Platform: "tiktok", Kind: platformsim.FaultTimeoutAfterCreate})
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "lost answer", Options: opts("PUBLIC_TO_EVERYONE"), Media: e.media("v.mp4")}
 	_, err := ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	if p.Journal[tiktok.JournalPublishID] != "" || p.Journal[tiktok.JournalInitSent] == "" {
 		t.Fatalf("journal: got %v, want init_sent and no publish_id", p.Journal)
 	}
@@ -296,13 +225,13 @@ func TestTimeoutOnLastChunkThenReconcile(t *testing.T) {
 	e := newEnv(t, nil)
 	ad := e.adapter(tiktok.Config{VideoSource: tiktok.SourceFileUpload})
 	e.sim.AddFault(platformsim.Fault{Platform: "tiktok", Kind: platformsim.FaultTimeoutAfterCreate})
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "uploaded", Options: opts("PUBLIC_TO_EVERYONE"), Media: e.media("v.mp4")}
 	_, err := ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Fatalf("Publish: got kind %s (%v), want ambiguous", k, err)
 	}
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	var res platform.Result
 	found := false
 	for i := 0; i < 5 && !found; i++ { // the status moves on with each fetch
@@ -335,27 +264,27 @@ func TestServerErrorOnInitAndStatus(t *testing.T) {
 	ad := e.adapter(tiktok.Config{})
 
 	failInit.Store(true)
-	j := &journal{}
+	j := &platformsim.MemJournal{}
 	p := platform.Post{Text: "init 500", Options: opts("PUBLIC_TO_EVERYONE"), Media: e.media("v.mp4")}
 	_, err := ad.Publish(context.Background(), e.acct, p, j)
 	if k := apperr.KindOf(err); k != apperr.KindAmbiguous {
 		t.Errorf("init 500: got kind %s (%v), want ambiguous", k, err)
 	}
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	if _, found, err := ad.Reconcile(context.Background(), e.acct, p); found || apperr.KindOf(err) != apperr.KindAmbiguous {
 		t.Errorf("Reconcile after init 500: got found=%v err=%v, want ambiguous (nothing visible)", found, err)
 	}
 	failInit.Store(false)
 
 	failStatus.Store(true)
-	j = &journal{}
+	j = &platformsim.MemJournal{}
 	p = platform.Post{Text: "status 500", Options: opts("PUBLIC_TO_EVERYONE"), Media: e.media("v.mp4")}
 	_, err = ad.Publish(context.Background(), e.acct, p, j)
 	if ae, ok := apperr.As(err); !ok || ae.Kind != apperr.KindAmbiguous || ae.PlatformCode != "internal_error" {
 		t.Errorf("status 500 after init: got %v, want ambiguous internal_error", err)
 	}
 	failStatus.Store(false)
-	p.Journal = j.snapshot()
+	p.Journal = j.Entries()
 	var found bool
 	for i := 0; i < 5 && !found; i++ {
 		_, found, _ = ad.Reconcile(context.Background(), e.acct, p)
@@ -407,15 +336,11 @@ func TestUnexpectedResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
-			ad := tiktok.New(tiktok.Config{BaseURL: srv.URL}, srv.Client(), &clock{now: t0})
+			srv := simtest.Answer(t, tt.status, tt.body)
+			ad := tiktok.New(tiktok.Config{BaseURL: srv.URL}, srv.Client(), platformsim.NewManualClock(t0))
 			acct := platform.Account{ID: "x", AccessToken: "t"}
 			p := platform.Post{Options: opts("SELF_ONLY"), Media: []platform.Media{{URL: srv.URL + "/v.mp4", Kind: platform.Video}}}
-			_, err := ad.Publish(context.Background(), acct, p, &journal{})
+			_, err := ad.Publish(context.Background(), acct, p, &platformsim.MemJournal{})
 			ae, ok := apperr.As(err)
 			if !ok || ae.Kind != tt.wantKind {
 				t.Fatalf("Publish: got %v, want kind %s", err, tt.wantKind)

@@ -15,22 +15,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
-	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
 
@@ -64,37 +60,16 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = "https://api.x.com"
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.TextLimit == 0 {
-		c.TextLimit = 280
-	}
-	if c.MaxImageBytes == 0 {
-		c.MaxImageBytes = 5 << 20
-	}
-	if c.MaxGIFBytes == 0 {
-		c.MaxGIFBytes = 15 << 20
-	}
-	if c.MaxVideoBytes == 0 {
-		c.MaxVideoBytes = 512 << 20
-	}
-	if c.ChunkSize == 0 {
-		c.ChunkSize = 4 << 20
-	}
-	if c.MediaTimeout == 0 {
-		c.MediaTimeout = 5 * time.Minute
-	}
-	if c.RateLimitWait == 0 {
-		c.RateLimitWait = 15 * time.Minute
-	}
-	if c.CreditsWait == 0 {
-		c.CreditsWait = time.Hour
-	}
-	if c.HTTPTimeout == 0 {
-		c.HTTPTimeout = 60 * time.Second
-	}
+	platform.DefaultURL(&c.BaseURL, "https://api.x.com")
+	platform.Default(&c.TextLimit, 280)
+	platform.Default(&c.MaxImageBytes, 5<<20)
+	platform.Default(&c.MaxGIFBytes, 15<<20)
+	platform.Default(&c.MaxVideoBytes, 512<<20)
+	platform.Default(&c.ChunkSize, 4<<20)
+	platform.Default(&c.MediaTimeout, 5*time.Minute)
+	platform.Default(&c.RateLimitWait, 15*time.Minute)
+	platform.Default(&c.CreditsWait, time.Hour)
+	platform.Default(&c.HTTPTimeout, 60*time.Second)
 	return c
 }
 
@@ -102,7 +77,7 @@ func (c Config) withDefaults() Config {
 // platform.Identifier and is safe for concurrent use.
 type Adapter struct {
 	cfg   Config
-	hc    *http.Client
+	api   *platformhttp.Client
 	clock platform.Clock
 }
 
@@ -113,11 +88,13 @@ func New(cfg Config, hc *http.Client, clock platform.Clock) *Adapter {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.HTTPTimeout}
 	}
-	if clock == nil {
-		clock = platform.RealClock{}
-	}
-	return &Adapter{cfg: cfg, hc: hc, clock: clock}
+	a := &Adapter{cfg: cfg, clock: platform.ClockOrReal(clock)}
+	a.api = &platformhttp.Client{Errors: errs, HC: hc, MaxBody: 1 << 20, Classify: a.classify}
+	return a
 }
+
+// errs builds this adapter's errors.
+var errs = platformhttp.Errors{Platform: string(platform.X), Name: "X"}
 
 var (
 	imageTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -166,8 +143,7 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	}
 	var images, gifs, videos int
 	for i, m := range p.Media {
-		field := fmt.Sprintf("media[%d]", i)
-		mt := mimeOf(m)
+		mt := platform.GuessMIME(m, nil)
 		var types []string
 		var max int64
 		switch {
@@ -178,15 +154,10 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 		case m.Kind == platform.Video:
 			videos, types, max = videos+1, videoTypes, a.cfg.MaxVideoBytes
 		default:
-			add(field+".kind", "must be image or video")
+			add(fmt.Sprintf("media[%d].kind", i), "must be image or video")
 			continue
 		}
-		if mt != "" && !slices.Contains(types, mt) {
-			add(field+".mimeType", "%s is not accepted; X takes %s", mt, strings.Join(types, ", "))
-		}
-		if m.Size > max {
-			add(field+".size", "is %d bytes; the limit is %d", m.Size, max)
-		}
+		probs = append(probs, platform.MediaProblems(i, mt, m.Size, types, max, "X")...)
 	}
 	switch {
 	case (gifs > 0 || videos > 0) && len(p.Media) > 1:
@@ -217,10 +188,10 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 	}
 	payload, err := json.Marshal(body)
 	if err != nil {
-		return platform.Result{}, a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the post could not be encoded")
+		return platform.Result{}, errs.Wrap(err, apperr.KindPermanent, "x.bad_request", "the post could not be encoded")
 	}
 	if err := j.Record(ctx, JournalSent, a.clock.Now().UTC().Format(time.RFC3339)); err != nil {
-		return platform.Result{}, a.wrapErr(err, apperr.KindTransient, "x.journal", "could not record the publishing checkpoint")
+		return platform.Result{}, errs.Wrap(err, apperr.KindTransient, "x.journal", "could not record the publishing checkpoint")
 	}
 	var out struct {
 		Data struct {
@@ -240,7 +211,7 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 		return platform.Result{}, err
 	}
 	if out.Data.ID == "" {
-		return platform.Result{}, a.unexpected(http.StatusCreated, nil, true, errors.New("no data.id"))
+		return platform.Result{}, errs.Unexpected(http.StatusCreated, nil, true, errors.New("no data.id"))
 	}
 	return platform.Result{ID: out.Data.ID, URL: postURL(acct.Handle, out.Data.ID)}, nil
 }
@@ -260,7 +231,7 @@ func (a *Adapter) upload(ctx context.Context, acct platform.Account, m platform.
 	if m.Kind == platform.Video {
 		max = a.cfg.MaxVideoBytes
 	}
-	data, ct, err := platform.FetchMedia(ctx, a.hc, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
 	if err != nil {
 		return "", err
 	}
@@ -270,13 +241,13 @@ func (a *Adapter) upload(ctx context.Context, acct platform.Account, m platform.
 		return a.uploadChunked(ctx, acct, data, mt, "tweet_gif")
 	case slices.Contains(imageTypes, mt):
 		if int64(len(data)) > a.cfg.MaxImageBytes {
-			return "", a.newErr(apperr.KindPermanent, "x.media_too_large", fmt.Sprintf("the image is %d bytes; X takes %d", len(data), a.cfg.MaxImageBytes))
+			return "", errs.New(apperr.KindPermanent, "x.media_too_large", fmt.Sprintf("the image is %d bytes; X takes %d", len(data), a.cfg.MaxImageBytes))
 		}
 		return a.uploadSimple(ctx, acct, data, "tweet_image")
 	case slices.Contains(videoTypes, mt):
 		return a.uploadChunked(ctx, acct, data, mt, "tweet_video")
 	}
-	return "", a.newErr(apperr.KindPermanent, "x.media_type", "X does not accept media of type "+mt)
+	return "", errs.New(apperr.KindPermanent, "x.media_type", "X does not accept media of type "+mt)
 }
 
 // mediaAnswer is the data object of the media endpoints.
@@ -297,14 +268,14 @@ type mediaAnswer struct {
 func (a *Adapter) uploadSimple(ctx context.Context, acct platform.Account, data []byte, category string) (string, error) {
 	body, ct, err := multipartBody(map[string]string{"media_category": category}, data)
 	if err != nil {
-		return "", a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
+		return "", errs.Wrap(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
 	}
 	var out mediaAnswer
 	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload", body: body, contentType: ct, token: acct.AccessToken}, &out); err != nil {
 		return "", err
 	}
 	if out.Data.ID == "" {
-		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
 	}
 	return out.Data.ID, nil
 }
@@ -318,13 +289,13 @@ func (a *Adapter) uploadChunked(ctx context.Context, acct platform.Account, data
 	}
 	id := out.Data.ID
 	if id == "" {
-		return "", a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
 	}
 	for seg, off := 0, 0; off < len(data); seg, off = seg+1, off+a.cfg.ChunkSize {
 		chunk := data[off:min(off+a.cfg.ChunkSize, len(data))]
 		body, ct, err := multipartBody(map[string]string{"segment_index": strconv.Itoa(seg)}, chunk)
 		if err != nil {
-			return "", a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
+			return "", errs.Wrap(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
 		}
 		if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/" + url.PathEscape(id) + "/append",
 			body: body, contentType: ct, token: acct.AccessToken}, nil); err != nil {
@@ -353,16 +324,16 @@ func (a *Adapter) waitProcessed(ctx context.Context, acct platform.Account, id s
 			if pi.Error != nil {
 				msg += ": " + pi.Error.Message
 			}
-			return a.newErr(apperr.KindPermanent, "x.media_failed", msg)
+			return errs.New(apperr.KindPermanent, "x.media_failed", msg)
 		case "pending", "in_progress":
 		default:
-			return a.unexpected(http.StatusOK, nil, false, fmt.Errorf("unknown processing state %q", pi.State))
+			return errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("unknown processing state %q", pi.State))
 		}
 		if !a.clock.Now().Before(deadline) {
-			return a.newErr(apperr.KindTransient, "x.media_processing", "X is still processing the media")
+			return errs.New(apperr.KindTransient, "x.media_processing", "X is still processing the media")
 		}
 		if err := a.clock.Sleep(ctx, time.Duration(max(pi.CheckAfterSecs, 1))*time.Second); err != nil {
-			return a.wrapErr(err, apperr.KindTransient, "x.media_processing", "stopped waiting for X to process the media")
+			return errs.Wrap(err, apperr.KindTransient, "x.media_processing", "stopped waiting for X to process the media")
 		}
 		q := url.Values{"command": {"STATUS"}, "media_id": {id}}
 		out = mediaAnswer{}
@@ -402,7 +373,7 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 	if p.Journal[JournalSent] == "" {
 		return platform.Result{}, false, nil
 	}
-	return platform.Result{}, false, a.newErr(apperr.KindAmbiguous, "x.cannot_reconcile",
+	return platform.Result{}, false, errs.New(apperr.KindAmbiguous, "x.cannot_reconcile",
 		"X cannot tell whether the post was published; check the account and mark the delivery")
 }
 
@@ -419,7 +390,7 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		return platform.Identity{}, err
 	}
 	if out.Data.ID == "" {
-		return platform.Identity{}, a.unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
+		return platform.Identity{}, errs.Unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
 	}
 	return platform.Identity{ID: out.Data.ID, Handle: out.Data.Username, Name: out.Data.Name}, nil
 }
@@ -437,32 +408,9 @@ type request struct {
 
 // do sends r and decodes a 2xx JSON answer into out when out is not nil.
 func (a *Adapter) do(ctx context.Context, r request, out any) error {
-	req, err := http.NewRequestWithContext(ctx, r.method, a.cfg.BaseURL+r.path, bytes.NewReader(r.body))
-	if err != nil {
-		return a.wrapErr(err, apperr.KindPermanent, "x.bad_request", "the request could not be built")
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	if r.contentType != "" {
-		req.Header.Set("Content-Type", r.contentType)
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return a.transportError(err, r.final)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return a.transportError(err, r.final)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return a.classify(resp.StatusCode, resp.Header, raw, r.final)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return a.unexpected(resp.StatusCode, raw, r.final, err)
-		}
-	}
-	return nil
+	_, err := a.api.Call(ctx, platformhttp.Request{Method: r.method, URL: a.cfg.BaseURL + r.path, Token: r.token,
+		Body: r.body, ContentType: r.contentType, Final: r.final}, out)
+	return err
 }
 
 // problem is X's error body: RFC 7807 problem fields, sometimes with an
@@ -490,7 +438,7 @@ func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *
 			pcode = strconv.Itoa(pr.Errors[0].Code)
 		}
 	}
-	e := a.newErr(apperr.KindPermanent, "x.rejected", "X: "+msg)
+	e := errs.New(apperr.KindPermanent, "x.rejected", "X: "+msg)
 	switch {
 	case status == http.StatusUnauthorized:
 		e.Kind, e.Code = apperr.KindReconnect, "x.unauthorized"
@@ -505,66 +453,24 @@ func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *
 	case status == http.StatusForbidden && (strings.Contains(strings.ToLower(msg), "duplicate") || pcode == "187"):
 		e.Code = "x.duplicate"
 	case status >= 500:
-		e.Kind, e.Code = apperr.KindTransient, "x.server_error"
-		if final {
-			e.Kind = apperr.KindAmbiguous
-		}
+		e.Kind, e.Code = platformhttp.AmbiguousIf(final, apperr.KindTransient), "x.server_error"
 	case status == http.StatusForbidden:
 		e.Code = "x.forbidden"
 	}
 	e.Retryable = e.Kind == apperr.KindRateLimited || e.Kind == apperr.KindTransient
-	e.PlatformCode, e.HTTPStatus, e.Redacted = pcode, status, redact(body)
-	return e
+	e.PlatformCode = pcode
+	return errs.Annotate(e, status, body)
 }
 
 // resetWait is the time until the first reset header present (Unix epoch
 // seconds; X sends no Retry-After), else RateLimitWait.
 func (a *Adapter) resetWait(h http.Header, names ...string) time.Duration {
 	for _, n := range names {
-		if epoch, err := strconv.ParseInt(h.Get(n), 10, 64); err == nil && epoch > 0 {
-			return max(time.Unix(epoch, 0).Sub(a.clock.Now()), time.Second)
+		if t, ok := platformhttp.EpochReset(h, n); ok && t.Unix() > 0 {
+			return max(t.Sub(a.clock.Now()), time.Second)
 		}
 	}
 	return a.cfg.RateLimitWait
-}
-
-// unexpected is the error for a 2xx answer the adapter cannot read:
-// ambiguous after the publishing write, permanent otherwise.
-func (a *Adapter) unexpected(status int, body []byte, final bool, cause error) *apperr.Error {
-	kind := apperr.KindPermanent
-	if final {
-		kind = apperr.KindAmbiguous
-	}
-	e := a.wrapErr(cause, kind, "x.unexpected_response", "X answered in an unexpected shape")
-	e.HTTPStatus, e.Redacted = status, redact(body)
-	return e
-}
-
-// transportError classifies a failed exchange: a connection never made is
-// transient; any other failure of the publishing write is ambiguous. The URL
-// is dropped from the cause.
-func (a *Adapter) transportError(err error, final bool) *apperr.Error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var op *net.OpError
-	if final && !(errors.As(err, &op) && op.Op == "dial") {
-		return a.wrapErr(err, apperr.KindAmbiguous, "x.no_response", "X did not answer the publishing request; it may have published")
-	}
-	return a.wrapErr(err, apperr.KindTransient, "x.network", "the request to X failed before an answer")
-}
-
-func (a *Adapter) newErr(kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.New(kind, code, msg)
-	e.Platform = string(platform.X)
-	return e
-}
-
-func (a *Adapter) wrapErr(err error, kind apperr.Kind, code, msg string) *apperr.Error {
-	e := apperr.Wrap(err, kind, code, msg)
-	e.Platform = string(platform.X)
-	return e
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -574,47 +480,4 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-// secretPatterns find token-like values in response bodies.
-var secretPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)("(?:access_token|refresh_token|token|client_secret|code)"\s*:\s*")[^"]*`),
-	regexp.MustCompile(`(?i)((?:access_token|refresh_token|client_secret|code)=)[^&\s"']+`),
-	regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`),
-}
-
-// redact returns body with token-looking values removed, cut to about 2 KB.
-func redact(body []byte) string {
-	s := string(body)
-	for _, re := range secretPatterns {
-		s = re.ReplaceAllString(s, "${1}[redacted]")
-	}
-	if len(s) > 2048 {
-		cut := 2048
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-// extTypes maps file extensions to MIME types for media whose type is not
-// given.
-var extTypes = map[string]string{
-	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-	".mp4": "video/mp4", ".mov": "video/quicktime",
-}
-
-// mimeOf is m's MIME type as given, else guessed from the URL's extension,
-// else "" (unknown until downloaded).
-func mimeOf(m platform.Media) string {
-	if m.MIMEType != "" {
-		return m.MIMEType
-	}
-	u, err := url.Parse(m.URL)
-	if err != nil {
-		return ""
-	}
-	return extTypes[strings.ToLower(path.Ext(u.Path))]
 }

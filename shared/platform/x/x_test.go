@@ -3,13 +3,12 @@ package x_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/x"
@@ -20,8 +19,7 @@ import (
 var start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 type env struct {
-	sim   *platformsim.Server
-	url   string
+	sim   *simtest.Sim
 	ad    *x.Adapter
 	acct  platform.Account
 	clock *platformsim.ManualClock
@@ -30,31 +28,15 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	clock := platformsim.NewManualClock(start)
-	sim := platformsim.New(platformsim.Options{Now: clock.Now})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetPublicURL(srv.URL)
-	sim.AddAccount(platformsim.Account{Platform: "x", ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"})
-	ad := x.New(x.Config{BaseURL: srv.URL + "/x", ChunkSize: 1000}, srv.Client(), clock)
-	return &env{sim: sim, url: srv.URL, ad: ad, clock: clock,
+	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
+		Accounts: []platformsim.Account{{Platform: "x", ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}})
+	ad := x.New(x.Config{BaseURL: sim.URL + "/x", ChunkSize: 1000}, sim.Client(), clock)
+	return &env{sim: sim, ad: ad, clock: clock,
 		acct: platform.Account{ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}
 }
 
 func (e *env) media(name string, kind platform.MediaKind) platform.Media {
-	return platform.Media{URL: e.url + "/_sim/media/" + name, Kind: kind}
-}
-
-// wantErr checks err's kind and code and returns it.
-func wantErr(t *testing.T, err error, kind apperr.Kind, code string) *apperr.Error {
-	t.Helper()
-	e, ok := apperr.As(err)
-	if !ok {
-		t.Fatalf("got error %v (%T), want *apperr.Error of kind %s", err, err, kind)
-	}
-	if e.Kind != kind || (code != "" && e.Code != code) {
-		t.Fatalf("got %s/%s (%v), want %s/%s", e.Kind, e.Code, e, kind, code)
-	}
-	return e
+	return platform.Media{URL: e.sim.MediaURL(name), Kind: kind}
 }
 
 func TestPublish(t *testing.T) {
@@ -117,17 +99,9 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// noNetwork fails the test on any request.
-type noNetwork struct{ t *testing.T }
-
-func (n noNetwork) RoundTrip(r *http.Request) (*http.Response, error) {
-	n.t.Errorf("Validate made a request to %s", r.URL)
-	return nil, errors.New("no network")
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ad := x.New(x.Config{}, &http.Client{Transport: noNetwork{t}}, platformsim.NewManualClock(start))
+	ad := x.New(x.Config{}, simtest.NoNetwork(t), platformsim.NewManualClock(start))
 	img := func(u string) platform.Media {
 		return platform.Media{URL: "https://cdn.example/" + u, Kind: platform.Image}
 	}
@@ -152,19 +126,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			probs := ad.Validate(tc.post)
-			if tc.wantField == "" {
-				if len(probs) != 0 {
-					t.Fatalf("got problems %+v, want none", probs)
-				}
-				return
-			}
-			for _, p := range probs {
-				if p.Field == tc.wantField && strings.Contains(p.Message, tc.wantIn) {
-					return
-				}
-			}
-			t.Fatalf("got problems %+v, want one on %s mentioning %q", probs, tc.wantField, tc.wantIn)
+			simtest.WantProblem(t, ad.Validate(tc.post), tc.wantField, tc.wantIn)
 		})
 	}
 }
@@ -207,7 +169,7 @@ func TestErrors(t *testing.T) {
 				p.Media = []platform.Media{e.media(tc.media, kind)}
 			}
 			_, err := e.ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
-			ae := wantErr(t, err, tc.wantKind, tc.wantCode)
+			ae := simtest.WantErr(t, err, tc.wantKind, tc.wantCode)
 			if ae.RetryAfter != tc.wantAfter {
 				t.Errorf("got RetryAfter %v, want %v", ae.RetryAfter, tc.wantAfter)
 			}
@@ -229,7 +191,7 @@ func TestTimeoutThenReconcileAndRetry(t *testing.T) {
 	j := &platformsim.MemJournal{}
 	p := platform.Post{DeliveryID: "d1", Text: "lost answer"}
 	_, err := e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindAmbiguous, "x.no_response")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "x.no_response")
 
 	// Before anything was sent, Reconcile can say "not published".
 	if _, found, err := e.ad.Reconcile(ctx, e.acct, p); found || err != nil {
@@ -241,11 +203,11 @@ func TestTimeoutThenReconcileAndRetry(t *testing.T) {
 	if found {
 		t.Fatal("Reconcile: got found=true, want false")
 	}
-	wantErr(t, err, apperr.KindAmbiguous, "x.cannot_reconcile")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "x.cannot_reconcile")
 
 	// A person retries: X calls it a duplicate, which means it was posted.
 	_, err = e.ad.Publish(ctx, e.acct, p, j)
-	wantErr(t, err, apperr.KindAmbiguous, "x.probably_posted")
+	simtest.WantErr(t, err, apperr.KindAmbiguous, "x.probably_posted")
 	if n := len(e.sim.Posts("x")); n != 1 {
 		t.Fatalf("got %d recorded posts, want exactly 1", n)
 	}
@@ -255,7 +217,7 @@ func TestJournalFailureStopsBeforeSending(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	_, err := e.ad.Publish(context.Background(), e.acct, platform.Post{Text: "hi"}, &platformsim.MemJournal{Fail: errors.New("ddb down")})
-	wantErr(t, err, apperr.KindTransient, "x.journal")
+	simtest.WantErr(t, err, apperr.KindTransient, "x.journal")
 	if n := len(e.sim.Posts("x")); n != 0 {
 		t.Fatalf("got %d recorded posts, want 0", n)
 	}
@@ -272,43 +234,36 @@ func TestWhoAmI(t *testing.T) {
 		t.Fatalf("got %+v, want id 1001 handle posse_sim", id)
 	}
 	_, err = e.ad.WhoAmI(context.Background(), platform.Account{AccessToken: "nope"})
-	wantErr(t, err, apperr.KindReconnect, "x.unauthorized")
+	simtest.WantErr(t, err, apperr.KindReconnect, "x.unauthorized")
 }
 
 func TestUnexpectedAnswers(t *testing.T) {
 	t.Parallel()
-	garbage := func(status int) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte("<html>not json access_token=abcdefgh12345</html>"))
-		}))
-	}
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closedURL := closed.URL
-	closed.Close()
+	const garbage = "<html>not json access_token=abcdefgh12345</html>"
+	closedURL := simtest.ClosedURL(t)
 	cases := []struct {
 		name        string
-		url         func() string
+		url         func(t *testing.T) string
 		publishKind apperr.Kind
 		whoamiKind  apperr.Kind
 	}{
-		{"200 garbage", func() string { s := garbage(200); t.Cleanup(s.Close); return s.URL }, apperr.KindAmbiguous, apperr.KindPermanent},
-		{"502 garbage", func() string { s := garbage(502); t.Cleanup(s.Close); return s.URL }, apperr.KindAmbiguous, apperr.KindTransient},
-		{"418 garbage", func() string { s := garbage(418); t.Cleanup(s.Close); return s.URL }, apperr.KindPermanent, apperr.KindPermanent},
-		{"connection refused", func() string { return closedURL }, apperr.KindTransient, apperr.KindTransient},
+		{"200 garbage", func(t *testing.T) string { return simtest.Answer(t, 200, garbage).URL }, apperr.KindAmbiguous, apperr.KindPermanent},
+		{"502 garbage", func(t *testing.T) string { return simtest.Answer(t, 502, garbage).URL }, apperr.KindAmbiguous, apperr.KindTransient},
+		{"418 garbage", func(t *testing.T) string { return simtest.Answer(t, 418, garbage).URL }, apperr.KindPermanent, apperr.KindPermanent},
+		{"connection refused", func(*testing.T) string { return closedURL }, apperr.KindTransient, apperr.KindTransient},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ad := x.New(x.Config{BaseURL: tc.url()}, nil, platformsim.NewManualClock(start))
+			ad := x.New(x.Config{BaseURL: tc.url(t)}, nil, platformsim.NewManualClock(start))
 			acct := platform.Account{ID: "1", AccessToken: "t"}
 			_, err := ad.Publish(context.Background(), acct, platform.Post{Text: "hi"}, platform.NopJournal{})
-			e := wantErr(t, err, tc.publishKind, "")
+			e := simtest.WantErr(t, err, tc.publishKind, "")
 			if strings.Contains(e.Redacted, "abcdefgh12345") {
 				t.Errorf("got Redacted %q, want the token removed", e.Redacted)
 			}
 			_, err = ad.WhoAmI(context.Background(), acct)
-			wantErr(t, err, tc.whoamiKind, "")
+			simtest.WantErr(t, err, tc.whoamiKind, "")
 		})
 	}
 }

@@ -1,8 +1,8 @@
 // Package graph is the Meta Graph API plumbing the Facebook Pages and
 // Instagram adapters share: requests that carry the token in a header,
-// Meta's error object and its classification into the apperr taxonomy
-// (throttling timed from X-Business-Use-Case-Usage), and redaction of
-// response bodies before they are kept.
+// Meta's error object (Threads reads it too) and its classification into
+// the apperr taxonomy (throttling timed from X-Business-Use-Case-Usage).
+// Sending, transport errors and redaction come from platformhttp.
 //
 // Meta answers HTTP 400 for almost every failure, rate limits included, so
 // errors are classified on the body's code and error_subcode, never on the
@@ -12,20 +12,15 @@ package graph
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/platformhttp"
 )
 
 // Client sends Graph API calls for one platform. It holds no per-account
@@ -58,49 +53,24 @@ type Call struct {
 	Final bool
 }
 
-// maxBody caps how much of a response is read.
-const maxBody = 4 << 20
-
 // Do sends c and decodes a 2xx JSON answer into out (when out is not nil).
 // Every failure is an *apperr.Error.
 func (cl *Client) Do(ctx context.Context, c Call, out any) error {
-	u := strings.TrimRight(cl.BaseURL, "/") + c.Path
-	var body io.Reader
+	rq := platformhttp.Request{Method: c.Method, URL: strings.TrimRight(cl.BaseURL, "/") + c.Path, Token: c.Token, Final: c.Final}
 	if c.Method == http.MethodGet {
 		if len(c.Params) > 0 {
-			u += "?" + c.Params.Encode()
+			rq.URL += "?" + c.Params.Encode()
 		}
 	} else {
-		body = strings.NewReader(c.Params.Encode())
+		rq.Body, rq.ContentType = []byte(c.Params.Encode()), "application/x-www-form-urlencoded"
 	}
-	req, err := http.NewRequestWithContext(ctx, c.Method, u, body)
-	if err != nil {
-		return cl.err(apperr.Wrap(err, apperr.KindPermanent, cl.Platform+".bad_request", "the request could not be built"), 0, nil)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Accept", "application/json")
-	resp, err := cl.HC.Do(req)
-	if err != nil {
-		return TransportError(cl.Platform, err, c.Final)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return TransportError(cl.Platform, err, c.Final)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return cl.Classify(resp.StatusCode, resp.Header, raw, c.Final)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return cl.Unexpected(resp.StatusCode, raw, c.Final, err)
-		}
-	}
-	return nil
+	api := platformhttp.Client{Errors: cl.errors(), HC: cl.HC, Classify: cl.Classify}
+	_, err := api.Call(ctx, rq, out)
+	return err
 }
+
+// errors builds this client's platform errors.
+func (cl *Client) errors() platformhttp.Errors { return platformhttp.Errors{Platform: cl.Platform} }
 
 // APIError is Meta's error object.
 type APIError struct {
@@ -144,7 +114,7 @@ func (cl *Client) Classify(status int, h http.Header, body []byte, final bool) *
 		case status == http.StatusTooManyRequests:
 			e.Kind, e.Code, e.RetryAfter = apperr.KindRateLimited, cl.Platform+".throttled", cl.regainWait(h)
 		case status >= 500:
-			e.Kind, e.Code = uncertain(final), cl.Platform+".server_error"
+			e.Kind, e.Code = platformhttp.AmbiguousIf(final, apperr.KindTransient), cl.Platform+".server_error"
 		}
 		e.Retryable = e.Kind == apperr.KindRateLimited || e.Kind == apperr.KindTransient
 		return cl.err(e, status, body)
@@ -163,7 +133,7 @@ func (cl *Client) Classify(status int, h http.Header, body []byte, final bool) *
 		// Not ready, expired or unknown container: nothing was published.
 		e.Kind, e.Code = apperr.KindTransient, cl.Platform+".container_not_ready"
 	case ae.Code == 1 || ae.Code == 2 || ae.IsTransient || transientSubcodes[ae.Subcode] || status >= 500:
-		e.Kind, e.Code = uncertain(final), cl.Platform+".server_error"
+		e.Kind, e.Code = platformhttp.AmbiguousIf(final, apperr.KindTransient), cl.Platform+".server_error"
 	case ae.Code == 506:
 		e.Code = cl.Platform + ".duplicate"
 	case ae.Code == 368:
@@ -177,31 +147,11 @@ func (cl *Client) Classify(status int, h http.Header, body []byte, final bool) *
 	return cl.err(e, status, body)
 }
 
-// uncertain is the kind of a server-side failure: transient before the
-// publishing write, ambiguous on it.
-func uncertain(final bool) apperr.Kind {
-	if final {
-		return apperr.KindAmbiguous
-	}
-	return apperr.KindTransient
-}
-
 // regainWait reads the longest estimated_time_to_regain_access (minutes)
 // from X-Business-Use-Case-Usage, falling back to ThrottleWait.
 func (cl *Client) regainWait(h http.Header) time.Duration {
-	var usage map[string][]struct {
-		Regain int `json:"estimated_time_to_regain_access"`
-	}
-	var longest int
-	if json.Unmarshal([]byte(h.Get("X-Business-Use-Case-Usage")), &usage) == nil {
-		for _, entries := range usage {
-			for _, u := range entries {
-				longest = max(longest, u.Regain)
-			}
-		}
-	}
-	if longest > 0 {
-		return time.Duration(longest) * time.Minute
+	if d, ok := platformhttp.RegainWait(h); ok {
+		return d
 	}
 	return cl.ThrottleWait
 }
@@ -210,21 +160,12 @@ func (cl *Client) regainWait(h http.Header) time.Duration {
 // read: ambiguous after the publishing write (it probably happened),
 // permanent otherwise.
 func (cl *Client) Unexpected(status int, body []byte, final bool, cause error) *apperr.Error {
-	kind := apperr.KindPermanent
-	if final {
-		kind = apperr.KindAmbiguous
-	}
-	e := apperr.Wrap(cause, kind, cl.Platform+".unexpected_response", cl.Platform+" answered in an unexpected shape")
-	return cl.err(e, status, body)
+	return cl.errors().Unexpected(status, body, final, cause)
 }
 
 // err fills the platform fields of e.
 func (cl *Client) err(e *apperr.Error, status int, body []byte) *apperr.Error {
-	e.Platform, e.HTTPStatus = cl.Platform, status
-	if body != nil {
-		e.Redacted = Redact(body)
-	}
-	return e
+	return cl.errors().Annotate(e, status, body)
 }
 
 // TransportError classifies a failed exchange: a connection that was never
@@ -232,46 +173,8 @@ func (cl *Client) err(e *apperr.Error, status int, body []byte) *apperr.Error {
 // since the platform may have acted on it. The URL is dropped from the
 // cause so that no query parameter can reach a log.
 func TransportError(platformName string, err error, final bool) *apperr.Error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	kind, code, msg := apperr.KindTransient, ".network", "the request to %s failed before an answer"
-	var op *net.OpError
-	if final && !(errors.As(err, &op) && op.Op == "dial") {
-		kind, code, msg = apperr.KindAmbiguous, ".no_response", "%s did not answer the publishing request; it may have published"
-	}
-	e := apperr.Wrap(err, kind, platformName+code, fmt.Sprintf(msg, platformName))
-	e.Platform = platformName
-	return e
+	return platformhttp.Errors{Platform: platformName}.Transport(err, final)
 }
-
-// redactions replace secrets in response bodies: token-like JSON fields,
-// query parameters and authorization schemes.
-var redactions = []struct {
-	re   *regexp.Regexp
-	with string
-}{
-	{regexp.MustCompile(`(?i)("(?:access_token|refresh_token|id_token|token|client_secret|code|fb_exchange_token|upload_?url)"\s*:\s*)"[^"]*"`), `$1"[redacted]"`},
-	{regexp.MustCompile(`(?i)((?:access_token|refresh_token|client_secret|fb_exchange_token|code)=)[^&\s"']+`), `$1[redacted]`},
-	{regexp.MustCompile(`(?i)((?:bearer|oauth)\s+)[A-Za-z0-9._~+/=-]{8,}`), `$1[redacted]`},
-}
-
-// redactLimit is how much of a body is kept.
-const redactLimit = 2048
 
 // Redact returns body with token-looking values removed, cut to about 2 KB.
-func Redact(body []byte) string {
-	s := string(body)
-	for _, r := range redactions {
-		s = r.re.ReplaceAllString(s, r.with)
-	}
-	if len(s) > redactLimit {
-		cut := redactLimit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+func Redact(body []byte) string { return platformhttp.Redact(body) }

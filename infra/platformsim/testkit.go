@@ -1,9 +1,8 @@
 package platformsim
 
 // Test helpers for adapters driven against the simulator: a clock the
-// simulator and an adapter can share, and an in-memory journal. (They live
-// in an x_ file because each engineer owns only their platforms' files; they
-// serve every platform.)
+// simulator and an adapter can share, and an in-memory journal. The rest of
+// the test fixtures are in package simtest.
 
 import (
 	"context"

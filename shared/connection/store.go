@@ -2,8 +2,6 @@ package connection
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/cursor"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/vault"
 )
@@ -307,7 +306,7 @@ var publicAttrs = []string{
 
 // List returns up to limit of a site's connections after cursor (an opaque
 // value a previous page returned; "" starts at the beginning).
-func (s *Store) List(ctx context.Context, siteID string, limit int, cursor string) ([]Connection, string, error) {
+func (s *Store) List(ctx context.Context, siteID string, limit int, after string) ([]Connection, string, error) {
 	names := map[string]string{}
 	proj := make([]string, len(publicAttrs))
 	for i, a := range publicAttrs {
@@ -324,8 +323,10 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		Limit:                     aws.Int32(int32(limit)),
 		ConsistentRead:            aws.Bool(true),
 	}
-	if cursor != "" {
-		start, err := decodeCursor(cursor, siteID)
+	if after != "" {
+		start, err := cursor.Decode(after, func(m map[string]string) bool {
+			return len(m) == 2 && m["PK"] == "SITE#"+siteID && strings.HasPrefix(m["SK"], "CONN#")
+		})
 		if err != nil {
 			return nil, "", err
 		}
@@ -343,43 +344,11 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		}
 		conns = append(conns, c)
 	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
+	next, err := cursor.Encode(out.LastEvaluatedKey)
 	if err != nil {
 		return nil, "", err
 	}
 	return conns, next, nil
-}
-
-// encodeCursor turns a LastEvaluatedKey (PK, SK) into an opaque cursor.
-func encodeCursor(k map[string]types.AttributeValue) (string, error) {
-	if len(k) == 0 {
-		return "", nil
-	}
-	pk, ok1 := k["PK"].(*types.AttributeValueMemberS)
-	sk, ok2 := k["SK"].(*types.AttributeValueMemberS)
-	if !ok1 || !ok2 {
-		return "", errors.New("encode cursor: the last key is not PK/SK strings")
-	}
-	b, err := json.Marshal([2]string{pk.Value, sk.Value})
-	if err != nil {
-		return "", fmt.Errorf("encode cursor: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// decodeCursor reverses encodeCursor, refusing a cursor of another site's
-// listing.
-func decodeCursor(c, siteID string) (map[string]types.AttributeValue, error) {
-	bad := apperr.Invalid("cursor", "is not a cursor this API returned")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return nil, bad
-	}
-	var k [2]string
-	if json.Unmarshal(b, &k) != nil || k[0] != "SITE#"+siteID || !strings.HasPrefix(k[1], "CONN#") {
-		return nil, bad
-	}
-	return map[string]types.AttributeValue{"PK": str(k[0]), "SK": str(k[1])}, nil
 }
 
 // Delete removes a site's connection and with it its sealed credentials.

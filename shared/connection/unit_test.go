@@ -455,22 +455,6 @@ func TestJWTExpiry(t *testing.T) {
 	}
 }
 
-func TestCursor(t *testing.T) {
-	t.Parallel()
-	c, err := encodeCursor(map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "SITE#site_a"}, "SK": &types.AttributeValueMemberS{Value: "CONN#conn_x"}})
-	if err != nil || c == "" {
-		t.Fatalf("encodeCursor: %q, %v", c, err)
-	}
-	if _, err := decodeCursor(c, "site_a"); err != nil {
-		t.Errorf("decodeCursor of the same site: %v", err)
-	}
-	for _, bad := range []struct{ c, site string }{{c, "site_b"}, {"!!", "site_a"}, {base64.RawURLEncoding.EncodeToString([]byte(`["SITE#site_a","KEY#x"]`)), "site_a"}} {
-		if _, err := decodeCursor(bad.c, bad.site); !apperr.Is(err, apperr.KindInvalid) {
-			t.Errorf("decodeCursor(%q, %s): got %v, want invalid", bad.c, bad.site, err)
-		}
-	}
-}
-
 func TestLogErr(t *testing.T) {
 	t.Parallel()
 	err := fmt.Errorf(`Get "https://graph.facebook.com/v26.0/me?access_token=EAAB-secret&fields=id": dial tcp: timeout`)

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/cursor"
 )
 
 // KeyPrefix starts every site API key, so leaked keys are recognisable by
@@ -186,7 +187,7 @@ func (s *Store) Get(ctx context.Context, id string) (Site, error) {
 
 // List returns up to limit sites, oldest first, after cursor (an opaque
 // value returned as next by the previous page; "" starts at the beginning).
-func (s *Store) List(ctx context.Context, limit int, cursor string) ([]Site, string, error) {
+func (s *Store) List(ctx context.Context, limit int, after string) ([]Site, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:              &s.table,
 		IndexName:              aws.String("GSI1"),
@@ -196,8 +197,8 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) ([]Site, str
 		},
 		Limit: aws.Int32(int32(limit)),
 	}
-	if cursor != "" {
-		start, err := decodeCursor(cursor, "GSI1PK", "SITES")
+	if after != "" {
+		start, err := cursor.Decode(after, func(m map[string]string) bool { return m["GSI1PK"] == "SITES" })
 		if err != nil {
 			return nil, "", err
 		}
@@ -215,7 +216,7 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) ([]Site, str
 		}
 		sites = append(sites, site)
 	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
+	next, err := cursor.Encode(out.LastEvaluatedKey)
 	if err != nil {
 		return nil, "", err
 	}

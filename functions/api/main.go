@@ -57,7 +57,7 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	api := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Sites:          sites,
 		Connections:    conns,
 		Health:         health.New(db, queues, cfg.Table, map[string]string{"dispatchQueue": cfg.DispatchQueueURL}),
@@ -66,16 +66,30 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 		Version:        posseconfig.Version,
 		Logger:         log,
 		HealthCacheTTL: cfg.HealthCacheTTL,
-	})
-	return api, log, nil
+	}
+	if err := addPublishing(cfg, db, queues, conns, &deps); err != nil {
+		return nil, nil, err
+	}
+	if err := addSchedules(cfg, awsCfg, db, queues, log, &deps); err != nil {
+		return nil, nil, err
+	}
+	return httpapi.New(deps), log, nil
 }
 
 // withRequestID carries API Gateway's request id into the request context,
-// so every log line and problem answer shows the id API Gateway logged.
+// so every log line and problem answer shows the id API Gateway logged, and
+// the caller's IP from its request context into httpapi.SourceIPHeader
+// (replacing any value the client sent) for the audit log.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if gw, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok && gw.RequestID != "" {
-			r = r.WithContext(logging.WithRequestID(r.Context(), gw.RequestID))
+		r.Header.Del(httpapi.SourceIPHeader)
+		if gw, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok {
+			if gw.RequestID != "" {
+				r = r.WithContext(logging.WithRequestID(r.Context(), gw.RequestID))
+			}
+			if gw.HTTP.SourceIP != "" {
+				r.Header.Set(httpapi.SourceIPHeader, gw.HTTP.SourceIP)
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

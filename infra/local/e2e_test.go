@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,26 +43,8 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	}
 	secrets := []string{key, l.info["Admin key"]}
 
-	call := func(method, path string, body any) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, api+path, rd)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	c := apiClient{t: t, api: api, key: key, simURL: simURL}
+	call := c.call
 
 	if code, body := call("GET", "/health", nil); code != 200 {
 		t.Fatalf("GET /v1/health: got %d %s, want 200", code, body)
@@ -73,35 +53,15 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		t.Fatalf("GET /v1/site with the printed key: got %d %s", code, body)
 	}
 
-	// OAuth: authorize, then follow the simulator's consent redirect to the
-	// callback, and stop at the callback's redirect to the site.
-	noSiteHop := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if strings.Contains(via[len(via)-1].URL.Path, "/oauth/") && strings.HasSuffix(via[len(via)-1].URL.Path, "/callback") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	// OAuth: authorize, follow the simulator's consent to the callback, which
+	// redirects to the site with the new connection's id.
 	for _, p := range []string{"x", "linkedin", "facebook", "instagram", "threads", "tiktok"} {
-		code, body := call("POST", "/connections/"+p+"/authorize", map[string]string{})
-		var auth struct{ AuthURL, State string }
-		_ = json.Unmarshal(body, &auth)
-		if code != 200 || auth.AuthURL == "" {
-			t.Fatalf("authorize %s: got %d %s, want 200 with an authUrl", p, code, body)
-		}
-		if !strings.HasPrefix(auth.AuthURL, simURL) {
-			t.Fatalf("authorize %s: authUrl %s does not point at the simulator %s", p, auth.AuthURL, simURL)
-		}
-		resp, err := noSiteHop.Get(auth.AuthURL)
-		if err != nil {
-			t.Fatalf("connect %s: %v", p, err)
-		}
-		resp.Body.Close()
-		loc, _ := url.Parse(resp.Header.Get("Location"))
-		if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("connectionId") == "" {
+		resp := c.connectOAuth(p, "")
+		if connectionID(resp) == "" {
 			t.Fatalf("connect %s: callback answered %d Location %q, want a redirect with connectionId", p, resp.StatusCode, resp.Header.Get("Location"))
 		}
 		// The same callback again is a replay.
-		replay, err := noSiteHop.Get(resp.Request.URL.String())
+		replay, err := stopAtCallback.Get(resp.Request.URL.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,17 +75,8 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	// Manual connections: accounts the simulator knows.
 	appPassword, mastoToken := randomSecret(t), randomSecret(t)
 	secrets = append(secrets, appPassword, mastoToken)
-	for _, a := range []map[string]string{
-		{"platform": "bluesky", "accountId": "did:plc:e2etestaccount", "handle": "e2e.bsky.social", "password": appPassword},
-		{"platform": "mastodon", "accountId": "109", "handle": "e2e", "accessToken": mastoToken},
-	} {
-		b, _ := json.Marshal(a)
-		resp, err := http.Post(simURL+"/_sim/accounts", "application/json", bytes.NewReader(b))
-		if err != nil || resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("seed simulator account: %v %v", resp, err)
-		}
-		resp.Body.Close()
-	}
+	c.seedSimAccount(map[string]string{"platform": "bluesky", "accountId": "did:plc:e2etestaccount", "handle": "e2e.bsky.social", "password": appPassword})
+	c.seedSimAccount(map[string]string{"platform": "mastodon", "accountId": "109", "handle": "e2e", "accessToken": mastoToken})
 	if code, body := call("POST", "/connections", map[string]string{"platform": "bluesky", "handle": "e2e.bsky.social", "appPassword": appPassword}); code != 201 {
 		t.Fatalf("connect bluesky: got %d %s, want 201", code, body)
 	}

@@ -254,6 +254,9 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 	extraEnv := append([]string{
 		"POSSE_PLATFORM_BASE_URL=" + simURL,
 		"POSSE_PUBLIC_URL=http://127.0.0.1:" + strconv.Itoa(o.gatewayPort),
+		// The simulator's media processing advances per status read, not
+		// with time: poll it quickly.
+		"POSSE_MEDIA_POLL_INTERVAL=100ms",
 	}, clientEnv...)
 	r := newRunner(runnerConfig{
 		Root:         root,

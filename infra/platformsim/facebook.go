@@ -149,7 +149,7 @@ func (s *Server) fbDialog(w http.ResponseWriter, r *http.Request) {
 		}, "_=_")
 		return
 	}
-	u := clientAccount(s, fbName, q.Get("client_id"), "Sim User ", func() string { return randDigits(15) })
+	u := clientAccount(s, fbName, q.Get("client_id"), q.Get(SimUserParam), "Sim User ", func() string { return randDigits(15) })
 	s.fbEnsurePage(u)
 	code := issueCode(s, fbName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: u.ID, Scope: q.Get("scope")})

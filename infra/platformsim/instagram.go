@@ -137,7 +137,7 @@ func (s *Server) igAuthorize(w http.ResponseWriter, r *http.Request) {
 		}, "")
 		return
 	}
-	a := clientAccount(s, igName, q.Get("client_id"), "sim_ig_", func() string { return "1784" + randDigits(igUserIDDigits-4) })
+	a := clientAccount(s, igName, q.Get("client_id"), q.Get(SimUserParam), "sim_ig_", func() string { return "1784" + randDigits(igUserIDDigits-4) })
 	code := issueCode(s, igName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope")})
 	// Instagram hands the code back with "#_" on its end; callbacks must

@@ -184,7 +184,7 @@ func (s *Server) liAuthorize(w http.ResponseWriter, r *http.Request) {
 		}, "")
 		return
 	}
-	a := clientAccount(s, liName, q.Get("client_id"), "Sim Member ", func() string { return liPersonPrefix + randB64(7) })
+	a := clientAccount(s, liName, q.Get("client_id"), q.Get(SimUserParam), "Sim Member ", func() string { return liPersonPrefix + randB64(7) })
 	code := issueCode(s, liName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope")})
 	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "")

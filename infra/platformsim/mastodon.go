@@ -234,7 +234,7 @@ func (s *Server) mastoAuthorize(w http.ResponseWriter, r *http.Request) {
 		}, "")
 		return
 	}
-	a := clientAccount(s, mastoName, q.Get("client_id"), "user", s.nextID)
+	a := clientAccount(s, mastoName, q.Get("client_id"), q.Get(SimUserParam), "user", s.nextID)
 	code := issueCode(s, mastoName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge")})
 	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "")

@@ -108,10 +108,17 @@ func clientSecretOK(s *Server, platform, secret string) bool {
 	return c.Secret == secret
 }
 
+// SimUserParam is the authorize-page query parameter that picks which
+// simulated person approves: the same value gives the same account, each
+// new value a new one, as people with different accounts would. Without it
+// every authorization of a client approves as one default person.
+const SimUserParam = "sim_user"
+
 // clientAccount returns the account the OAuth authorize page of platform
-// approves for clientID, creating it (with an id from newID) on first use.
-func clientAccount(s *Server, platform, clientID, handlePrefix string, newID func() string) *Account {
-	key := platform + "|clientacct|" + clientID
+// approves for clientID as person user ("" for the default person),
+// creating it (with an id from newID) on first use.
+func clientAccount(s *Server, platform, clientID, user, handlePrefix string, newID func() string) *Account {
+	key := platform + "|clientacct|" + clientID + "|" + user
 	var id string
 	s.with(func(st map[string]any) { id, _ = st[key].(string) })
 	if id != "" {

@@ -131,7 +131,7 @@ func (s *Server) thAuthorize(w http.ResponseWriter, r *http.Request) {
 			"error_description": {"Permissions error"}, "state": {q.Get("state")}}, "_")
 		return
 	}
-	a := clientAccount(s, thName, q.Get("client_id"), "threads_user_", func() string { return randDigits(17) })
+	a := clientAccount(s, thName, q.Get("client_id"), q.Get(SimUserParam), "threads_user_", func() string { return randDigits(17) })
 	code := issueCode(s, thName, "AQ"+randB64(48), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), AccountID: a.ID})
 	// Meta appends "#_" to the redirect; clients must strip it from copied codes.
 	redirectWith(w, r, q.Get("redirect_uri"), codeParams(code, q.Get("state")), "_")

@@ -166,7 +166,7 @@ func (s *Server) ttAuthorize(w http.ResponseWriter, r *http.Request) {
 			"error_description": {"The user denied the request"}, "state": {q.Get("state")}}, "")
 		return
 	}
-	a := clientAccount(s, ttName, q.Get("client_key"), "tiktoker_", func() string { return "-000" + randHex(12) })
+	a := clientAccount(s, ttName, q.Get("client_key"), q.Get(SimUserParam), "tiktoker_", func() string { return "-000" + randHex(12) })
 	code := issueCode(s, ttName, randB64(48)+"*0!"+randDigits(4), authCode{ClientID: q.Get("client_key"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge")})
 	redirectWith(w, r, q.Get("redirect_uri"), url.Values{"code": {code}, "scopes": {q.Get("scope")}, "state": {q.Get("state")}}, "")

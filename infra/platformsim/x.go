@@ -176,7 +176,7 @@ func (s *Server) xAuthorize(w http.ResponseWriter, r *http.Request) {
 		redirectWith(w, r, q.Get("redirect_uri"), url.Values{"error": {"access_denied"}, "state": {q.Get("state")}}, "")
 		return
 	}
-	a := clientAccount(s, xName, q.Get("client_id"), "sim_x_", func() string { return randDigits(19) })
+	a := clientAccount(s, xName, q.Get("client_id"), q.Get(SimUserParam), "sim_x_", func() string { return randDigits(19) })
 	code := issueCode(s, xName, randB64(32), authCode{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
 		AccountID: a.ID, Scope: q.Get("scope"), Challenge: q.Get("code_challenge"), Method: method})
 	redirectWith(w, r, q.Get("redirect_uri"), url.Values{"state": {q.Get("state")}, "code": {code}}, "")

@@ -162,7 +162,11 @@ func TestQueuesAreRedriveSafe(t *testing.T) {
 	if v := get(root, "Resources", "DispatchFunction", "Properties", "Timeout"); v != nil {
 		dispatchTimeout, _ = strconv.Atoi(v.Value)
 	}
-	vis, _ := strconv.Atoi(get(root, "Resources", "DispatchQueue", "Properties", "VisibilityTimeout").Value)
+	visNode := get(root, "Resources", "DispatchQueue", "Properties", "VisibilityTimeout")
+	if visNode.Tag == "!Ref" { // a parameter: its default is what deploys
+		visNode = get(root, "Parameters", visNode.Value, "Default")
+	}
+	vis, _ := strconv.Atoi(visNode.Value)
 	if vis < 6*dispatchTimeout {
 		t.Errorf("DispatchQueue VisibilityTimeout: got %d, want >= 6 x the dispatch timeout (%d)", vis, 6*dispatchTimeout)
 	}

@@ -41,6 +41,11 @@ type Config struct {
 	// platform adapter at one simulator: <base>/x, <base>/linkedin, ...
 	PlatformBaseURL string
 
+	// MediaPollInterval, when set (POSSE_MEDIA_POLL_INTERVAL), replaces the
+	// adapters' waits between media-processing status reads; the local stack
+	// shortens it for the simulator. Empty keeps each platform's default.
+	MediaPollInterval time.Duration
+
 	// MaxBodyBytes caps request bodies (POSSE_MAX_BODY_BYTES, default 1 MiB).
 	MaxBodyBytes int64
 	// HealthCacheTTL is how long /v1/health reuses its last check
@@ -147,6 +152,14 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("config: POSSE_MAX_BODY_BYTES must be a whole number of bytes >= 1024, got %q", v))
 		} else {
 			c.MaxBodyBytes = n
+		}
+	}
+	if v := getenv("POSSE_MEDIA_POLL_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("config: POSSE_MEDIA_POLL_INTERVAL must be a positive duration like 500ms, got %q", v))
+		} else {
+			c.MediaPollInterval = d
 		}
 	}
 	if v := getenv("POSSE_HEALTH_CACHE_TTL"); v != "" {

@@ -36,6 +36,7 @@ func TestLoad(t *testing.T) {
 		{"bad admin hash", with("POSSE_ADMIN_KEY_SHA256", "abc"), "POSSE_ADMIN_KEY_SHA256 must be 64"},
 		{"bad body cap", with("POSSE_MAX_BODY_BYTES", "12"), "POSSE_MAX_BODY_BYTES must be"},
 		{"bad ttl", with("POSSE_HEALTH_CACHE_TTL", "soon"), "POSSE_HEALTH_CACHE_TTL must be"},
+		{"bad media poll", with("POSSE_MEDIA_POLL_INTERVAL", "-1s"), "POSSE_MEDIA_POLL_INTERVAL must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

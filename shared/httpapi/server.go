@@ -88,6 +88,23 @@ type Deps struct {
 	HealthCacheTTL time.Duration
 	// Connections runs the connection and OAuth routes.
 	Connections connectionService
+	// Targets, Deliveries (the ledger), Snapshots, Publishers (the
+	// adapters' Capabilities and Validate) and Queue run the publishing
+	// routes: targets, dispatch, deliveries and queue operations.
+	Targets    targetStore
+	Deliveries deliveryLedger
+	Snapshots  snapshotSaver
+	Publishers publisherRegistry
+	Queue      queueOps
+	// Idempotency keeps Idempotency-Key answers of mutating routes.
+	Idempotency idempotencyStore
+	// Audit records every successful mutating call and lists them.
+	Audit auditLog
+	// Analytics answers GET /v1/analytics.
+	Analytics analyticsQuery
+	// Schedules runs the schedule routes (shared/schedule.Service); they
+	// compose and validate with Targets, Connections and Publishers.
+	Schedules scheduleService
 }
 
 // Server is the API. Create it with New.
@@ -121,6 +138,13 @@ func New(d Deps) *Server {
 	s.add("GET", "/v1/sites/{siteId}/keys", AdminKey, s.listKeys)
 	s.add("DELETE", "/v1/sites/{siteId}/keys/{keyId}", AdminKey, s.revokeKey)
 	s.addConnectionRoutes()
+	s.addTargetRoutes()
+	s.addDispatchRoutes()
+	s.addDeliveryRoutes()
+	s.addQueueRoutes()
+	s.addAnalyticsRoutes()
+	s.addAuditRoutes()
+	s.addScheduleRoutes()
 	return s
 }
 
@@ -137,6 +161,7 @@ func (s *Server) Routes() []Route {
 }
 
 func (s *Server) add(method, pattern string, access Access, h handlerFunc) {
+	h = s.mutation(method, pattern, access, h)
 	rt := Route{Method: method, Pattern: pattern, Access: access, handler: h}
 	s.routes = append(s.routes, rt)
 	s.mux.HandleFunc(method+" "+pattern, func(w http.ResponseWriter, r *http.Request) {

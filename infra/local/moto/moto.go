@@ -6,6 +6,7 @@ package moto
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
+
+//go:embed serve.py
+var serveScript string
 
 // Region is the region the local stack uses unless told otherwise.
 const Region = "us-east-1"
@@ -101,7 +105,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	} else if err := portFree(host, port); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-H", host, "-p", strconv.Itoa(port))
+	// moto_server's own Python runs our launcher (serve.py), which serves
+	// the same application with DynamoDB writes made atomic.
+	python := filepath.Join(filepath.Dir(bin), "python")
+	if _, err := os.Stat(python); err != nil {
+		return nil, fmt.Errorf("no python beside %s: %w", bin, err)
+	}
+	cmd := exec.Command(python, "-c", serveScript, "-H", host, "-p", strconv.Itoa(port))
 	cmd.SysProcAttr = procAttr()
 	cmd.Env = append(os.Environ(), "MOTO_ALLOW_NONEXISTENT_REGION=false")
 	if opts.Log != "" {

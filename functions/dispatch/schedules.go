@@ -1,0 +1,25 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	posseconfig "github.com/posse-dev/posse/shared/config"
+	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/queue"
+	"github.com/posse-dev/posse/shared/schedule"
+)
+
+// buildFires wires the expansion of fired schedules: a schedule message's
+// deliveries move from scheduled to queued in the ledger and their delivery
+// messages go to the dispatch queue in batches. It does no I/O.
+func buildFires(cfg posseconfig.Config, awsCfg aws.Config, db *dynamodb.Client, log *slog.Logger) (*schedule.Service, error) {
+	return schedule.New(schedule.Config{
+		DB: db, Table: cfg.Table, Ledger: ledger.NewStore(db, cfg.Table, nil),
+		Queue:  queue.New(queue.Config{SQS: sqs.NewFromConfig(awsCfg), DispatchURL: cfg.DispatchQueueURL}),
+		Logger: log,
+	})
+}

@@ -1,0 +1,411 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/compose"
+	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/queue"
+	"github.com/posse-dev/posse/shared/target"
+)
+
+// Dispatch limits (the issue's bad-input rules and DynamoDB's item size).
+const (
+	MaxDispatchTargets = 25
+	MaxCustomMessage   = 2000 // characters (code points)
+	maxPostIDLength    = 128
+	maxRevisionLength  = 64
+	maxTitleChars      = 500
+	maxExcerptChars    = 5000
+	maxBodyBytes       = 100_000
+	maxURLLength       = 2048
+	maxMedia           = 20
+	maxAltTextChars    = 1500
+)
+
+// snapshotSaver stores post snapshots (shared/compose.Snapshots).
+type snapshotSaver interface {
+	Save(ctx context.Context, siteID string, p compose.Post) (bool, error)
+}
+
+// publisherRegistry gives the adapter of a platform (shared/platform/
+// registry.Registry); the API only calls Capabilities and Validate.
+type publisherRegistry interface {
+	Publisher(p platform.Name) (platform.Publisher, bool)
+}
+
+// addDispatchRoutes registers POST /v1/dispatch.
+func (s *Server) addDispatchRoutes() {
+	s.add("POST", "/v1/dispatch", SiteKey, s.dispatch)
+}
+
+// flexString is a JSON string or integer, kept as text: CMSs number
+// revisions.
+type flexString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	if _, err := strconv.ParseInt(string(b), 10, 64); err != nil {
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[string]()}
+	}
+	*f = flexString(b)
+	return nil
+}
+
+// dispatchMedia is one media item of a dispatched post.
+type dispatchMedia struct {
+	URL     string `json:"url"`
+	Kind    string `json:"kind"`
+	AltText string `json:"altText"`
+}
+
+// dispatchPost is the post of a dispatch request.
+type dispatchPost struct {
+	PostID   string          `json:"postId"`
+	Revision flexString      `json:"revision"`
+	Title    string          `json:"title"`
+	Excerpt  string          `json:"excerpt"`
+	URL      string          `json:"url"`
+	Body     string          `json:"body"`
+	Media    []dispatchMedia `json:"media"`
+}
+
+// dispatchRequest is the body of POST /v1/dispatch.
+type dispatchRequest struct {
+	Post          *dispatchPost `json:"post"`
+	TargetIDs     []string      `json:"targetIds"`
+	CustomMessage string        `json:"customMessage"`
+}
+
+// dispatchResponse is the answer of POST /v1/dispatch.
+type dispatchResponse struct {
+	PostID     string            `json:"postId"`
+	Revision   string            `json:"revision"`
+	Deliveries []ledger.Delivery `json:"deliveries"`
+	// Created is how many deliveries this call created; the others existed
+	// (the same revision was dispatched to those targets before).
+	Created int `json:"created"`
+}
+
+// problems collects validation problems.
+type problems []apperr.Problem
+
+func (ps *problems) add(field, format string, args ...any) {
+	*ps = append(*ps, apperr.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// checkPost validates the post and returns its snapshot.
+func checkPost(in *dispatchPost, ps *problems) compose.Post {
+	if in == nil {
+		ps.add("post", "is required")
+		return compose.Post{}
+	}
+	p := compose.Post{
+		PostID: strings.TrimSpace(in.PostID), Revision: strings.TrimSpace(string(in.Revision)),
+		Title: in.Title, Excerpt: in.Excerpt, URL: strings.TrimSpace(in.URL), Body: in.Body, Media: []platform.Media{},
+	}
+	checkID := func(field, v string, max int) {
+		switch {
+		case v == "":
+			ps.add(field, "is required")
+		case len(v) > max:
+			ps.add(field, "must be at most %d characters", max)
+		case strings.ContainsFunc(v, func(r rune) bool { return r == '#' || unicode.IsSpace(r) || unicode.IsControl(r) }) || !utf8.ValidString(v):
+			ps.add(field, "must not contain '#', spaces or control characters")
+		}
+	}
+	checkID("post.postId", p.PostID, maxPostIDLength)
+	checkID("post.revision", p.Revision, maxRevisionLength)
+	checkChars := func(field, v string, max int) {
+		if n := utf8.RuneCountInString(v); n > max {
+			ps.add(field, "must be at most %d characters, got %d", max, n)
+		}
+	}
+	checkChars("post.title", p.Title, maxTitleChars)
+	checkChars("post.excerpt", p.Excerpt, maxExcerptChars)
+	if len(p.Body) > maxBodyBytes {
+		ps.add("post.body", "must be at most %d bytes, got %d", maxBodyBytes, len(p.Body))
+	}
+	if p.URL == "" {
+		ps.add("post.url", "is required (the post's canonical URL)")
+	} else if !httpURL(p.URL) {
+		ps.add("post.url", "must be an absolute http(s) URL of at most %d characters", maxURLLength)
+	}
+	if len(in.Media) > maxMedia {
+		ps.add("post.media", "must hold at most %d items, got %d", maxMedia, len(in.Media))
+	}
+	for i, m := range in.Media {
+		f := fmt.Sprintf("post.media[%d]", i)
+		u := strings.TrimSpace(m.URL)
+		if !httpURL(u) {
+			ps.add(f+".url", "must be an absolute http(s) URL (the platforms fetch media from it)")
+		}
+		kind := platform.MediaKind(strings.TrimSpace(m.Kind))
+		if kind != platform.Image && kind != platform.Video {
+			ps.add(f+".kind", `must be "image" or "video"`)
+		}
+		checkChars(f+".altText", m.AltText, maxAltTextChars)
+		p.Media = append(p.Media, platform.Media{URL: u, Kind: kind, AltText: m.AltText})
+	}
+	return p
+}
+
+// httpURL reports whether s is an absolute http(s) URL with a host.
+func httpURL(s string) bool {
+	if len(s) > maxURLLength {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// checkTargetIDs validates the target id list.
+func checkTargetIDs(ids []string, ps *problems) {
+	switch {
+	case len(ids) == 0:
+		ps.add("targetIds", "must name at least one target")
+	case len(ids) > MaxDispatchTargets:
+		ps.add("targetIds", "must name at most %d targets, got %d", MaxDispatchTargets, len(ids))
+	}
+	seen := map[string]int{}
+	for i, id := range ids {
+		if j, ok := seen[id]; ok {
+			ps.add(fmt.Sprintf("targetIds[%d]", i), "repeats targetIds[%d] (%s)", j, id)
+			continue
+		}
+		seen[id] = i
+	}
+}
+
+// reconnectAction is how a site reconnects an account of platform p.
+func reconnectAction(p platform.Name) string {
+	if p == platform.Bluesky || p == platform.Mastodon {
+		return "POST /v1/connections with new " + string(p) + " credentials"
+	}
+	return "POST /v1/connections/" + string(p) + "/authorize, then follow the authorization URL"
+}
+
+// planned is one target's composed delivery.
+type planned struct {
+	t    target.Target
+	post platform.Post
+}
+
+// dispatch validates everything, answers 422 with every problem before
+// anything is written, else snapshots the post, creates the deliveries
+// (idempotently) and enqueues them.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p Principal) error {
+	if s.d.Targets == nil || s.d.Deliveries == nil || s.d.Snapshots == nil || s.d.Publishers == nil || s.d.Queue == nil || s.d.Connections == nil {
+		return errNotConfigured("dispatch dependency")
+	}
+	ctx := r.Context()
+	var in dispatchRequest
+	if err := decodeJSON(w, r, s.d.MaxBodyBytes, &in); err != nil {
+		return err
+	}
+	var ps problems
+	post := checkPost(in.Post, &ps)
+	checkTargetIDs(in.TargetIDs, &ps)
+	custom := checkCustom(in.CustomMessage, &ps)
+	if len(ps) > 0 {
+		return apperr.Unprocessable("dispatch_rejected", "nothing was queued: "+ps[0].Field+": "+ps[0].Message+more(len(ps)), ps)
+	}
+
+	plans, ps, err := s.plan(ctx, p.SiteID, post, custom, in.TargetIDs)
+	if err != nil {
+		return err
+	}
+	if len(ps) > 0 {
+		return apperr.Unprocessable("dispatch_rejected", "nothing was queued: "+ps[0].Field+": "+ps[0].Message+more(len(ps)), ps)
+	}
+	noteEntity(r, "post", post.PostID+"@"+post.Revision)
+
+	if _, err := s.d.Snapshots.Save(ctx, p.SiteID, post); err != nil {
+		return err
+	}
+	ds, created, err := s.d.Deliveries.CreateAll(ctx, newDeliveries(p.SiteID, post, plans))
+	if err != nil {
+		return err
+	}
+	resp := dispatchResponse{PostID: post.PostID, Revision: post.Revision, Deliveries: ds}
+	var out []queue.Outgoing
+	for i, d := range ds {
+		if created[i] {
+			resp.Created++
+		}
+		// A delivery still queued gets a message, new or not: after a
+		// failed send, dispatching again enqueues it at once (a duplicate
+		// message is acknowledged by the dispatcher).
+		if d.State == ledger.StateQueued {
+			out = append(out, queue.Outgoing{ID: d.ID, Body: ledger.DeliveryMessage(p.SiteID, d.ID).Encode()})
+		}
+	}
+	if err := s.enqueue(ctx, out); err != nil {
+		return err
+	}
+	s.d.Logger.InfoContext(ctx, "dispatched", "site", p.SiteID, "post_id", post.PostID, "revision", post.Revision,
+		"deliveries", len(ds), "created", resp.Created, "enqueued", len(out))
+	return writeJSON(w, http.StatusAccepted, resp)
+}
+
+// enqueue sends delivery messages; what cannot be sent is a 503 that says
+// the deliveries stay queued for the sweep.
+func (s *Server) enqueue(ctx context.Context, out []queue.Outgoing) error {
+	if len(out) == 0 {
+		return nil
+	}
+	err := s.d.Queue.Send(ctx, out)
+	if err == nil {
+		return nil
+	}
+	n := len(out)
+	if se, ok := err.(*queue.SendError); ok {
+		n = len(se.Failed)
+	}
+	e := apperr.Wrap(err, apperr.KindTransient, "enqueue_failed", fmt.Sprintf(
+		"%d of %d deliveries were recorded but their messages could not be put on the dispatch queue. "+
+			"They stay queued, and the sweep re-enqueues queued deliveries within minutes; sending this request "+
+			"again (with the same Idempotency-Key, if any) enqueues them now and never creates a second delivery.", n, len(out)))
+	e.RetryAfter = 30 * time.Second
+	return e
+}
+
+func more(n int) string {
+	if n <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d more problems)", n-1)
+}
+
+// plan loads the targets and their connections, composes each target's
+// text and runs its adapter's Validate. It returns every problem, per
+// target, in the order of ids.
+func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, custom string, ids []string) ([]planned, problems, error) {
+	var ps problems
+	targets, err := s.d.Targets.GetMany(ctx, siteID, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unknown []string
+	for i, id := range ids {
+		if _, ok := targets[id]; !ok {
+			unknown = append(unknown, id)
+			ps.add(fmt.Sprintf("targetIds[%d]", i), "%s is not a target of this site", strconv.Quote(id))
+		}
+	}
+	if len(unknown) > 0 {
+		// Listed first, all together, so a CMS can show them at once.
+		ps = append(problems{{Field: "targetIds", Message: "unknown targets: " + strings.Join(unknown, ", ")}}, ps...)
+	}
+	conns, err := s.connectionsOf(ctx, siteID, targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	var plans []planned
+	for _, id := range ids {
+		t, ok := targets[id]
+		if !ok {
+			continue
+		}
+		f := "targets[" + id + "]"
+		if !t.Active {
+			ps.add(f+".active", "target %q is inactive; activate it (PATCH /v1/targets/%s with {\"active\": true}) or leave it out", t.Name, id)
+			continue
+		}
+		c, ok := conns[t.ConnectionID]
+		switch {
+		case !ok:
+			ps.add(f+".connectionId", "target %q names connection %s, which no longer exists; point the target at another connection (PATCH /v1/targets/%s)", t.Name, t.ConnectionID, id)
+			continue
+		case c.Status == connection.StatusBroken:
+			ps.add(f, "target %q cannot be dispatched to: its %s connection %s is broken%s; reconnect the account (%s), then dispatch again",
+				t.Name, c.Platform, c.ID, reason(c.StatusReason), reconnectAction(c.Platform))
+			continue
+		}
+		pub, ok := s.d.Publishers.Publisher(t.Platform)
+		if !ok {
+			ps.add(f, "target %q is on %s, which this deployment cannot publish to", t.Name, t.Platform)
+			continue
+		}
+		res := compose.Compose(compose.Input{Post: post, CustomMessage: custom, Defaults: t.Defaults}, compose.LimitOf(pub.Capabilities()))
+		pp := platform.Post{
+			DeliveryID: ledger.DeliveryID(siteID, post.PostID, post.Revision, id),
+			Text:       res.Text, Link: res.Link, Title: post.Title, Media: slices.Clone(post.Media), Options: t.Defaults.Options,
+		}
+		for _, vp := range pub.Validate(pp) {
+			ps.add(f+"."+vp.Field, "%s", vp.Message)
+		}
+		plans = append(plans, planned{t: t, post: pp})
+	}
+	return plans, ps, nil
+}
+
+func reason(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + r + ")"
+}
+
+// connectionsOf reads the connections targets name, concurrently; a
+// connection the site no longer has is absent from the result.
+func (s *Server) connectionsOf(ctx context.Context, siteID string, targets map[string]target.Target) (map[string]connection.Connection, error) {
+	ids := map[string]bool{}
+	for _, t := range targets {
+		ids[t.ConnectionID] = true
+	}
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		out   = make(map[string]connection.Connection, len(ids))
+		first error
+	)
+	for id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := s.d.Connections.Get(ctx, siteID, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case apperr.Is(err, apperr.KindNotFound):
+			case err != nil:
+				if first == nil {
+					first = fmt.Errorf("read connection %s: %w", id, err)
+				}
+			default:
+				out[id] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}

@@ -1,0 +1,234 @@
+// Package stats keeps POSSE's daily delivery statistics: atomic counters per
+// site, platform and UTC day, written by the dispatcher as outcomes are
+// recorded, and the report GET /v1/analytics answers.
+//
+// Items:
+//
+//	PK=SITE#<site>#STATS  SK=<2006-01-02>#<platform>
+//	  sent, failed, retries, latency_sum_ms, latency_count
+package stats
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/platform"
+)
+
+// DateLayout is how days are named, in UTC.
+const DateLayout = "2006-01-02"
+
+// MaxDays bounds one query's range.
+const MaxDays = 366
+
+// dynamoAPI is what Store calls.
+type dynamoAPI interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+// Store writes and reads the counters.
+type Store struct {
+	db    dynamoAPI
+	table string
+}
+
+// New returns a Store on table. It does no I/O.
+func New(db dynamoAPI, table string) *Store { return &Store{db: db, table: table} }
+
+// Event is what one recorded outcome adds to its day's counters.
+type Event struct {
+	Sent, Failed, Retries int
+	// Latency, when positive, is added to the latency sum and counted once.
+	Latency time.Duration
+}
+
+func partition(siteID string) string { return "SITE#" + siteID + "#STATS" }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+// Record adds e to the counters of (site, platform, the UTC day of at).
+// Each call is one atomic update.
+func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at time.Time, e Event) error {
+	var adds []string
+	vals := map[string]types.AttributeValue{}
+	add := func(attr string, n int64) {
+		if n == 0 {
+			return
+		}
+		adds = append(adds, attr+" :"+attr)
+		vals[":"+attr] = num(n)
+	}
+	add("sent", int64(e.Sent))
+	add("failed", int64(e.Failed))
+	add("retries", int64(e.Retries))
+	if e.Latency > 0 {
+		add("latency_sum_ms", e.Latency.Milliseconds())
+		add("latency_count", 1)
+	}
+	if len(adds) == 0 {
+		return nil
+	}
+	day := at.UTC().Format(DateLayout)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table,
+		Key: map[string]types.AttributeValue{
+			"PK": str(partition(siteID)), "SK": str(day + "#" + string(p)),
+		},
+		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ")),
+		ExpressionAttributeValues: vals,
+	})
+	if err != nil {
+		return fmt.Errorf("record stats of %s on %s: %w", p, day, err)
+	}
+	return nil
+}
+
+// Totals are counters summed over a set of days and platforms.
+type Totals struct {
+	Sent    int `json:"sent"`
+	Failed  int `json:"failed"`
+	Retries int `json:"retries"`
+	// AvgLatencyMs is the mean time from a delivery becoming due to its
+	// publication, over the deliveries sent; 0 when none.
+	AvgLatencyMs int64 `json:"avgLatencyMs"`
+	// SuccessRate is sent / (sent + failed), 0 when both are 0.
+	SuccessRate float64 `json:"successRate"`
+
+	latencySum, latencyCount int64
+}
+
+func (t *Totals) add(o Totals) {
+	t.Sent += o.Sent
+	t.Failed += o.Failed
+	t.Retries += o.Retries
+	t.latencySum += o.latencySum
+	t.latencyCount += o.latencyCount
+}
+
+func (t *Totals) finish() {
+	if t.latencyCount > 0 {
+		t.AvgLatencyMs = t.latencySum / t.latencyCount
+	}
+	if n := t.Sent + t.Failed; n > 0 {
+		t.SuccessRate = float64(t.Sent) / float64(n)
+	}
+}
+
+// PlatformTotals are one platform's totals over the range.
+type PlatformTotals struct {
+	Platform platform.Name `json:"platform"`
+	Totals
+}
+
+// Day is one day's totals over every platform.
+type Day struct {
+	Date string `json:"date"`
+	Totals
+}
+
+// Report is the analytics of a site over a range of days.
+type Report struct {
+	From       string           `json:"from"`
+	To         string           `json:"to"`
+	Summary    Totals           `json:"summary"`
+	ByPlatform []PlatformTotals `json:"byPlatform"`
+	// Timeline has one entry per day of the range, days without activity
+	// included, oldest first.
+	Timeline []Day `json:"timeline"`
+}
+
+// Query returns the report of a site from the UTC day of from to the UTC
+// day of to, both included. A range that ends before it starts or spans
+// more than MaxDays is invalid.
+func (s *Store) Query(ctx context.Context, siteID string, from, to time.Time) (Report, error) {
+	first, last := day(from), day(to)
+	if last.Before(first) {
+		return Report{}, apperr.Invalid("to", "must not be before from")
+	}
+	if days := int(last.Sub(first)/(24*time.Hour)) + 1; days > MaxDays {
+		return Report{}, apperr.Invalid("to", fmt.Sprintf("the range spans %d days; at most %d", days, MaxDays))
+	}
+	byDay := map[string]*Totals{}
+	byPlatform := map[platform.Name]*Totals{}
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:              &s.table,
+		KeyConditionExpression: aws.String("PK = :p AND SK BETWEEN :a AND :b"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":p": str(partition(siteID)),
+			":a": str(first.Format(DateLayout)), ":b": str(last.Format(DateLayout) + "#\uffff"),
+		},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return Report{}, fmt.Errorf("query stats of %s: %w", siteID, err)
+		}
+		for _, it := range page.Items {
+			sk, _ := it["SK"].(*types.AttributeValueMemberS)
+			if sk == nil {
+				continue
+			}
+			date, plat, ok := strings.Cut(sk.Value, "#")
+			if !ok {
+				continue
+			}
+			t := Totals{Sent: int(number(it, "sent")), Failed: int(number(it, "failed")), Retries: int(number(it, "retries")),
+				latencySum: number(it, "latency_sum_ms"), latencyCount: number(it, "latency_count")}
+			if byDay[date] == nil {
+				byDay[date] = &Totals{}
+			}
+			byDay[date].add(t)
+			name := platform.Name(plat)
+			if byPlatform[name] == nil {
+				byPlatform[name] = &Totals{}
+			}
+			byPlatform[name].add(t)
+		}
+	}
+	r := Report{From: first.Format(DateLayout), To: last.Format(DateLayout), ByPlatform: []PlatformTotals{}}
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		date := d.Format(DateLayout)
+		t := Totals{}
+		if v := byDay[date]; v != nil {
+			t = *v
+		}
+		r.Summary.add(t)
+		t.finish()
+		r.Timeline = append(r.Timeline, Day{Date: date, Totals: t})
+	}
+	r.Summary.finish()
+	for name, t := range byPlatform {
+		t.finish()
+		r.ByPlatform = append(r.ByPlatform, PlatformTotals{Platform: name, Totals: *t})
+	}
+	slices.SortFunc(r.ByPlatform, func(a, b PlatformTotals) int { return strings.Compare(string(a.Platform), string(b.Platform)) })
+	return r, nil
+}
+
+func day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func number(it map[string]types.AttributeValue, attr string) int64 {
+	v, ok := it[attr].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseInt(v.Value, 10, 64)
+	return n
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posse-dev/posse/infra/local/devstack"
 	"github.com/posse-dev/posse/infra/local/lambdaenv/lambdaenvtest"
 	"github.com/posse-dev/posse/infra/local/mototest"
 )
@@ -97,9 +97,8 @@ func TestTakenPortIsReported(t *testing.T) {
 }
 
 var (
-	readyLine = regexp.MustCompile(`^\s+(API URL|Site id|Site API key|Admin key|Simulator|Moto endpoint|Logs|Init durations)\s+(.*)$`)
-	adminKey  = regexp.MustCompile(`^posse_admin_[A-Za-z0-9_-]{43}$`)
-	initLine  = regexp.MustCompile(`^EchoFunction [0-9]+\.[0-9] ms$`)
+	adminKey = regexp.MustCompile(`^posse_admin_[A-Za-z0-9_-]{43}$`)
+	initLine = regexp.MustCompile(`^EchoFunction [0-9]+\.[0-9] ms$`)
 )
 
 // TestCommandRunsAndStops runs the command twice on the test template: it
@@ -181,85 +180,27 @@ func TestCommandRunsAndStops(t *testing.T) {
 type launched struct {
 	cmd    *exec.Cmd
 	info   map[string]string // the ready block: "API URL", "Site API key", ...
-	exited chan error
-	stderr *syncBuffer
+	exited <-chan error
+	stderr *devstack.SyncBuffer
+	stack  *devstack.Stack
 }
 
 // launch starts the command and waits for its ready block.
 func launch(t *testing.T, bin string, args ...string) launched {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	stdout, err := cmd.StdoutPipe()
+	s, err := devstack.Launch(3*time.Minute, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := launched{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
-	cmd.Stderr = l.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan map[string]string, 1)
-	go func() {
-		info := map[string]string{}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				info[m[1]] = m[2]
-			}
-			if strings.HasPrefix(strings.TrimSpace(sc.Text()), "curl ") {
-				info["curl"] = strings.TrimSpace(sc.Text())
-			}
-			if strings.HasPrefix(sc.Text(), "Press Ctrl+C") {
-				ready <- info
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		l.exited <- cmd.Wait()
-	}()
-	select {
-	case l.info = <-ready:
-	case err := <-l.exited:
-		t.Fatalf("the command exited before it was ready: %v\n%s", err, l.stderr.String())
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("the command was not ready within 3 minutes:\n%s", l.stderr.String())
-	}
-	return l
+	return launched{cmd: s.Cmd, info: s.Info, exited: s.Exited(), stderr: s.Stderr, stack: s}
 }
 
 // stop sends SIGINT and waits for a clean exit.
 func (l launched) stop(t *testing.T) {
 	t.Helper()
-	if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
+	if err := l.stack.Stop(); err != nil {
+		t.Error(err)
 	}
-	select {
-	case err := <-l.exited:
-		if err != nil {
-			t.Errorf("exit after SIGINT: %v\n%s", err, l.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		_ = l.cmd.Process.Kill()
-		t.Fatalf("did not stop within 30 s of SIGINT")
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // descendants lists every process below pid (Linux /proc).

@@ -7,6 +7,7 @@ package moto
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -207,4 +208,20 @@ func Env(endpoint string) []string {
 		"AWS_SECRET_ACCESS_KEY=testing",
 		"AWS_SESSION_TOKEN=",
 	}
+}
+
+// Calls returns how many requests moto has served per X-Amz-Target
+// ("TrentService.Decrypt", "DynamoDB_20120810.PutItem", ...) since it
+// started: serve.py counts them.
+func Calls(endpoint string) (map[string]int, error) {
+	resp, err := http.Get(endpoint + "/_posse/calls")
+	if err != nil {
+		return nil, fmt.Errorf("read moto call counts: %w", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]int
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode moto call counts: %w", err)
+	}
+	return out, nil
 }

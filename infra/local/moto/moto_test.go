@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/posse-dev/posse/infra/local/moto"
 	"github.com/posse-dev/posse/infra/local/mototest"
 )
 
@@ -55,5 +56,12 @@ func TestCountersAreAtomic(t *testing.T) {
 	got, _ := strconv.Atoi(out.Item["n"].(*types.AttributeValueMemberN).Value)
 	if got != workers*each {
 		t.Fatalf("counter after %d concurrent ADDs: got %d, want %d", workers*each, got, workers*each)
+	}
+	calls, err := moto.Calls(mototest.Server(t).Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls["DynamoDB_20120810.UpdateItem"] < workers*each {
+		t.Fatalf("counted UpdateItem calls: got %d, want at least %d", calls["DynamoDB_20120810.UpdateItem"], workers*each)
 	}
 }

@@ -8,10 +8,15 @@ moto_server, but lets one DynamoDB request run at a time, so conditional
 writes and atomic counters behave as they do on AWS; SQS long polls and
 every other service stay concurrent.
 
+It also counts requests by X-Amz-Target (GET /_posse/calls answers the
+counts as JSON), so benchmarks can report KMS calls per delivery.
+
 Usage: python serve.py -H 127.0.0.1 -p 4566
 """
 
 import argparse
+import collections
+import json
 import signal
 import sys
 import threading
@@ -36,9 +41,20 @@ def main():
 
     app = DomainDispatcherApplication(create_backend_app)
     dynamodb = threading.Lock()
+    counted = threading.Lock()
+    calls = collections.Counter()
 
     def serialised(environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if environ.get("PATH_INFO") == "/_posse/calls":
+            with counted:
+                body = json.dumps(calls).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if target:
+            with counted:
+                calls[target] += 1
+        if target.startswith("DynamoDB_"):
             with dynamodb:
                 return list(app(environ, start_response))
         return app(environ, start_response)

@@ -7,7 +7,9 @@
 //   - binary size: each function's linux/arm64 bootstrap vs the same floor;
 //   - vault: KMS calls per 1,000 opens of one warm sealed record (goal <= 1),
 //     and the cost of a cached open vs a bare AES-256-GCM open of the same
-//     bytes.
+//     bytes;
+//   - the dispatch pipeline and schedules through the whole local stack
+//     (see pipeline).
 //
 // Results are printed as a table and written to infra/bench/results/ as JSON.
 package main
@@ -88,6 +90,11 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	results = append(results, v...)
+	pl, err := pipeline(ctx, root, tmp)
+	if err != nil {
+		return err
+	}
+	results = append(results, pl...)
 
 	fmt.Fprintf(out, "%-44s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
 	for _, r := range results {

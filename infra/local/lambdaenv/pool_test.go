@@ -123,7 +123,12 @@ func TestFunctionErrorsAndTimeout(t *testing.T) {
 // the first invocation to finish.
 func TestOneInvocationPerInstance(t *testing.T) {
 	t.Parallel()
-	p := lambdaenvtest.Start(t, lambdaenv.Config{Name: "echo-pool", Bootstrap: echo(t), Instances: 1, Timeout: time.Second})
+	p := lambdaenvtest.Start(t, lambdaenv.Config{Name: "echo-pool", Bootstrap: echo(t), Instances: 1, Timeout: 2 * time.Second})
+	// Start the runtime first, so the slow call below is all sleep and the
+	// pauses that let it take the instance hold under a loaded machine.
+	if err := p.Warm(context.Background(), httpEvent(t, "/env/X")); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	var order []string
 	var wg sync.WaitGroup
@@ -135,7 +140,7 @@ func TestOneInvocationPerInstance(t *testing.T) {
 		order = append(order, fmt.Sprintf("slow:%v", errors.Is(err, lambdaenv.ErrTimeout)))
 		mu.Unlock()
 	}()
-	time.Sleep(200 * time.Millisecond) // let the slow call take the instance
+	time.Sleep(500 * time.Millisecond) // let the slow call take the instance
 	_, err := invoke(t, p, "/env/X")
 	mu.Lock()
 	order = append(order, fmt.Sprintf("fast:%v", err == nil))
@@ -148,7 +153,7 @@ func TestOneInvocationPerInstance(t *testing.T) {
 	// A caller that gives up while waiting gets its context's error.
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = invoke(t, p, "/sleep") }()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := p.Invoke(ctx, httpEvent(t, "/env/X")); !errors.Is(err, context.DeadlineExceeded) {

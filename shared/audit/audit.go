@@ -14,9 +14,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,7 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/cursor"
 )
 
 // DefaultRetention is how long entries are kept unless configured.
@@ -119,7 +116,7 @@ func (s *Store) Record(ctx context.Context, e Entry) (Entry, error) {
 
 // List returns up to limit of a site's entries, newest first, after cursor
 // (an opaque value a previous page returned; "" starts with the newest).
-func (s *Store) List(ctx context.Context, siteID string, limit int, cursor string) ([]Entry, string, error) {
+func (s *Store) List(ctx context.Context, siteID string, limit int, after string) ([]Entry, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("PK = :p"),
@@ -127,8 +124,10 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(int32(limit)),
 	}
-	if cursor != "" {
-		start, err := decodeCursor(cursor, siteID)
+	if after != "" {
+		start, err := cursor.Decode(after, func(m map[string]string) bool {
+			return len(m) == 2 && m["PK"] == partition(siteID) && strings.Contains(m["SK"], "#aud_")
+		})
 		if err != nil {
 			return nil, "", err
 		}
@@ -146,38 +145,9 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		}
 		entries = append(entries, e)
 	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
+	next, err := cursor.Encode(out.LastEvaluatedKey)
 	if err != nil {
 		return nil, "", err
 	}
 	return entries, next, nil
-}
-
-func encodeCursor(k map[string]types.AttributeValue) (string, error) {
-	if len(k) == 0 {
-		return "", nil
-	}
-	pk, ok1 := k["PK"].(*types.AttributeValueMemberS)
-	sk, ok2 := k["SK"].(*types.AttributeValueMemberS)
-	if !ok1 || !ok2 {
-		return "", errors.New("encode audit cursor: the last key is not PK/SK strings")
-	}
-	b, err := json.Marshal([2]string{pk.Value, sk.Value})
-	if err != nil {
-		return "", fmt.Errorf("encode audit cursor: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-func decodeCursor(c, siteID string) (map[string]types.AttributeValue, error) {
-	bad := apperr.Invalid("cursor", "is not a cursor this API returned")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return nil, bad
-	}
-	var k [2]string
-	if json.Unmarshal(b, &k) != nil || k[0] != partition(siteID) || !strings.Contains(k[1], "#aud_") {
-		return nil, bad
-	}
-	return map[string]types.AttributeValue{"PK": str(k[0]), "SK": str(k[1])}, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/cursor"
 )
 
 // dynamoAPI is what Store calls.
@@ -243,7 +242,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // List returns up to limit of a site's targets after cursor (an opaque
 // value a previous page returned; "" starts at the beginning).
-func (s *Store) List(ctx context.Context, siteID string, limit int, cursor string) ([]Target, string, error) {
+func (s *Store) List(ctx context.Context, siteID string, limit int, after string) ([]Target, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("PK = :p AND begins_with(SK, :t)"),
@@ -251,8 +250,10 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		Limit:                     aws.Int32(int32(limit)),
 		ConsistentRead:            aws.Bool(true),
 	}
-	if cursor != "" {
-		start, err := decodeCursor(cursor, siteID)
+	if after != "" {
+		start, err := cursor.Decode(after, func(m map[string]string) bool {
+			return len(m) == 2 && m["PK"] == "SITE#"+siteID && strings.HasPrefix(m["SK"], "TARGET#")
+		})
 		if err != nil {
 			return nil, "", err
 		}
@@ -270,43 +271,11 @@ func (s *Store) List(ctx context.Context, siteID string, limit int, cursor strin
 		}
 		targets = append(targets, t)
 	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
+	next, err := cursor.Encode(out.LastEvaluatedKey)
 	if err != nil {
 		return nil, "", err
 	}
 	return targets, next, nil
-}
-
-// encodeCursor turns a LastEvaluatedKey (PK, SK) into an opaque cursor.
-func encodeCursor(k map[string]types.AttributeValue) (string, error) {
-	if len(k) == 0 {
-		return "", nil
-	}
-	pk, ok1 := k["PK"].(*types.AttributeValueMemberS)
-	sk, ok2 := k["SK"].(*types.AttributeValueMemberS)
-	if !ok1 || !ok2 {
-		return "", errors.New("encode target cursor: the last key is not PK/SK strings")
-	}
-	b, err := json.Marshal([2]string{pk.Value, sk.Value})
-	if err != nil {
-		return "", fmt.Errorf("encode target cursor: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// decodeCursor reverses encodeCursor, refusing a cursor of another site's
-// listing.
-func decodeCursor(c, siteID string) (map[string]types.AttributeValue, error) {
-	bad := apperr.Invalid("cursor", "is not a cursor this API returned")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return nil, bad
-	}
-	var k [2]string
-	if json.Unmarshal(b, &k) != nil || k[0] != "SITE#"+siteID || !strings.HasPrefix(k[1], "TARGET#") {
-		return nil, bad
-	}
-	return map[string]types.AttributeValue{"PK": str(k[0]), "SK": str(k[1])}, nil
 }
 
 // Update applies in's given fields to a site's target. A connectionId that

@@ -23,8 +23,6 @@ import (
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/logging"
-	"github.com/posse-dev/posse/shared/oauth"
-	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/vault"
 )
@@ -96,22 +94,8 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	// One client for every platform; its timeout stays well below the
 	// refresh lease (connection.DefaultLeaseDuration).
 	hc := &http.Client{Timeout: 20 * time.Second}
-	clients := map[platform.Name]oauth.Client{}
-	for name, c := range cfg.OAuthClients {
-		clients[platform.Name(name)] = oauth.Client{ID: c.ID, Secret: c.Secret}
-	}
 	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
-	r, err := connection.NewRefresher(connection.RefresherConfig{
-		Store:                  connection.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.Table),
-		Vault:                  v,
-		OAuth:                  oauth.New(oauth.Config{Clients: clients, BaseURL: cfg.PlatformBaseURL, HTTPClient: hc}),
-		Bluesky:                adapters.Bluesky(),
-		Identifiers:            adapters.Identifiers(),
-		RefreshWindow:          cfg.RefreshWindow,
-		MetaRefreshWindow:      cfg.MetaRefreshWindow,
-		LinkedInExpiringWindow: cfg.LinkedInExpiringWindow,
-		Logger:                 log,
-	})
+	r, err := connection.RefresherFor(cfg, dynamodb.NewFromConfig(awsCfg), v, adapters, hc, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,8 +26,6 @@ import (
 	"github.com/posse-dev/posse/shared/dispatch"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
-	"github.com/posse-dev/posse/shared/oauth"
-	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/stats"
@@ -108,21 +106,7 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	db := dynamodb.NewFromConfig(awsCfg)
 	hc := &http.Client{Timeout: 15 * time.Second}
 	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
-	clients := map[platform.Name]oauth.Client{}
-	for name, c := range cfg.OAuthClients {
-		clients[platform.Name(name)] = oauth.Client{ID: c.ID, Secret: c.Secret}
-	}
-	refresher, err := connection.NewRefresher(connection.RefresherConfig{
-		Store:                  connection.NewStore(db, cfg.Table),
-		Vault:                  v,
-		OAuth:                  oauth.New(oauth.Config{Clients: clients, BaseURL: cfg.PlatformBaseURL, HTTPClient: hc}),
-		Bluesky:                adapters.Bluesky(),
-		Identifiers:            adapters.Identifiers(),
-		RefreshWindow:          cfg.RefreshWindow,
-		MetaRefreshWindow:      cfg.MetaRefreshWindow,
-		LinkedInExpiringWindow: cfg.LinkedInExpiringWindow,
-		Logger:                 log,
-	})
+	refresher, err := connection.RefresherFor(cfg, db, v, adapters, hc, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -19,8 +19,6 @@ import (
 	"github.com/posse-dev/posse/infra/local/lambdaenv/lambdaenvtest"
 	"github.com/posse-dev/posse/infra/local/moto"
 	"github.com/posse-dev/posse/infra/local/mototest"
-	"github.com/posse-dev/posse/infra/local/samtemplate"
-	"github.com/posse-dev/posse/infra/local/stack"
 )
 
 func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }
@@ -30,32 +28,12 @@ func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }
 func startAPI(t *testing.T) (*lambdaenv.Pool, string) {
 	t.Helper()
 	srv := mototest.Server(t)
-	tpl, err := samtemplate.Load(filepath.Join(lambdaenvtest.Root(t), "template.yaml"))
-	if err != nil {
-		t.Fatalf("load template: %v", err)
-	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
 	adminKey := "posse_admin_" + base64.RawURLEncoding.EncodeToString(raw)
 	sum := sha256.Sum256([]byte(adminKey))
-	st, err := stack.Deploy(context.Background(), stack.Options{
-		Template:   tpl,
-		Parameters: map[string]string{"Environment": "local", "AdminKeySha256": hex.EncodeToString(sum[:])},
-		StackName:  "posse-local",
-		Clients:    stack.NewClients(moto.Config(srv.Endpoint())),
-	})
-	if err != nil {
-		t.Fatalf("deploy template into moto: %v", err)
-	}
-	var fn *stack.Function
-	for i := range st.Functions {
-		if st.Functions[i].LogicalID == "ApiFunction" {
-			fn = &st.Functions[i]
-		}
-	}
-	if fn == nil {
-		t.Fatal("template has no ApiFunction")
-	}
+	st := lambdaenvtest.Deploy(t, moto.Config(srv.Endpoint()), map[string]string{"AdminKeySha256": hex.EncodeToString(sum[:])})
+	fn := lambdaenvtest.Function(t, st, "ApiFunction")
 	pool := lambdaenvtest.Start(t, lambdaenv.Config{
 		Name:      fn.Name,
 		Bootstrap: lambdaenvtest.Build(t, "ApiFunction"),

@@ -22,8 +22,6 @@ import (
 	"github.com/posse-dev/posse/infra/local/lambdaenv/lambdaenvtest"
 	"github.com/posse-dev/posse/infra/local/moto"
 	"github.com/posse-dev/posse/infra/local/mototest"
-	"github.com/posse-dev/posse/infra/local/samtemplate"
-	"github.com/posse-dev/posse/infra/local/stack"
 	"github.com/posse-dev/posse/infra/platformsim"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/oauth"
@@ -59,29 +57,9 @@ func TestScheduledEventFixture(t *testing.T) {
 func TestBootstrapUnderRIE(t *testing.T) {
 	srv := mototest.Server(t)
 	ctx := context.Background()
-	tpl, err := samtemplate.Load(filepath.Join(lambdaenvtest.Root(t), "template.yaml"))
-	if err != nil {
-		t.Fatalf("load template: %v", err)
-	}
 	awsCfg := moto.Config(srv.Endpoint())
-	st, err := stack.Deploy(ctx, stack.Options{
-		Template:   tpl,
-		Parameters: map[string]string{"Environment": "local", "AdminKeySha256": strings.Repeat("0", 64)},
-		StackName:  "posse-local",
-		Clients:    stack.NewClients(awsCfg),
-	})
-	if err != nil {
-		t.Fatalf("deploy template into moto: %v", err)
-	}
-	var fn *stack.Function
-	for i := range st.Functions {
-		if st.Functions[i].LogicalID == "RefreshFunction" {
-			fn = &st.Functions[i]
-		}
-	}
-	if fn == nil {
-		t.Fatal("template has no RefreshFunction")
-	}
+	st := lambdaenvtest.Deploy(t, awsCfg, nil)
+	fn := lambdaenvtest.Function(t, st, "RefreshFunction")
 	var sched bool
 	for _, s := range st.Schedules {
 		sched = sched || (strings.HasPrefix(s.Source, "RefreshFunction.") && s.Expression == "rate(5 minutes)")

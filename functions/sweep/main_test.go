@@ -16,8 +16,6 @@ import (
 	"github.com/posse-dev/posse/infra/local/lambdaenv/lambdaenvtest"
 	"github.com/posse-dev/posse/infra/local/moto"
 	"github.com/posse-dev/posse/infra/local/mototest"
-	"github.com/posse-dev/posse/infra/local/samtemplate"
-	"github.com/posse-dev/posse/infra/local/stack"
 	"github.com/posse-dev/posse/shared/dispatch"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/platform"
@@ -50,29 +48,9 @@ func TestScheduledEventFixture(t *testing.T) {
 func TestBootstrapUnderRIE(t *testing.T) {
 	srv := mototest.Server(t)
 	ctx := context.Background()
-	tpl, err := samtemplate.Load(filepath.Join(lambdaenvtest.Root(t), "template.yaml"))
-	if err != nil {
-		t.Fatalf("load template: %v", err)
-	}
 	awsCfg := moto.Config(srv.Endpoint())
-	st, err := stack.Deploy(ctx, stack.Options{
-		Template:   tpl,
-		Parameters: map[string]string{"Environment": "local", "AdminKeySha256": strings.Repeat("0", 64)},
-		StackName:  "posse-local",
-		Clients:    stack.NewClients(awsCfg),
-	})
-	if err != nil {
-		t.Fatalf("deploy template into moto: %v", err)
-	}
-	var fn *stack.Function
-	for i := range st.Functions {
-		if st.Functions[i].LogicalID == "SweepFunction" {
-			fn = &st.Functions[i]
-		}
-	}
-	if fn == nil {
-		t.Fatal("template has no SweepFunction")
-	}
+	st := lambdaenvtest.Deploy(t, awsCfg, nil)
+	fn := lambdaenvtest.Function(t, st, "SweepFunction")
 	var sched bool
 	for _, s := range st.Schedules {
 		sched = sched || (strings.HasPrefix(s.Source, "SweepFunction.") && s.Expression == "rate(1 minute)")

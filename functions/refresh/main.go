@@ -24,6 +24,7 @@ import (
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/logging"
 	"github.com/posse-dev/posse/shared/platform/registry"
+	"github.com/posse-dev/posse/shared/recurring"
 	"github.com/posse-dev/posse/shared/vault"
 )
 
@@ -38,23 +39,13 @@ func main() {
 	lambda.Start(h.handle)
 }
 
-// scheduledEvent is the Input of the refresh schedule (template.yaml), with
-// Scheduler's context attributes filled in.
-type scheduledEvent struct {
-	Source        string `json:"source"`
-	ScheduleARN   string `json:"scheduleArn"`
-	ScheduledTime string `json:"scheduledTime"`
-	ExecutionID   string `json:"executionId"`
-	AttemptNumber string `json:"attemptNumber"`
-}
-
 // handler runs one refresh pass per invocation.
 type handler struct {
 	refresher *connection.Refresher
 	log       *slog.Logger
 }
 
-func (h *handler) handle(ctx context.Context, ev scheduledEvent) (connection.RunStats, error) {
+func (h *handler) handle(ctx context.Context, ev recurring.Event) (connection.RunStats, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
 	}

@@ -34,20 +34,7 @@ func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }
 
 func TestScheduledEventFixture(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("testdata", "scheduled-event.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev scheduledEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("scheduled-event.json: %v", err)
-	}
-	if ev.Source != "posse.refresh" || !strings.HasPrefix(ev.ScheduleARN, "arn:aws:scheduler:") || ev.ExecutionID == "" || ev.AttemptNumber != "1" {
-		t.Errorf("fixture: got %+v, want the refresh schedule's Input with Scheduler's context attributes", ev)
-	}
-	if _, err := time.Parse(time.RFC3339, ev.ScheduledTime); err != nil {
-		t.Errorf("scheduledTime %q: %v", ev.ScheduledTime, err)
-	}
+	lambdaenvtest.CheckScheduledFixture(t, filepath.Join("testdata", "scheduled-event.json"), "posse.refresh")
 }
 
 // TestBootstrapUnderRIE deploys template.yaml into moto, connects an X
@@ -60,13 +47,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	awsCfg := moto.Config(srv.Endpoint())
 	st := lambdaenvtest.Deploy(t, awsCfg, nil)
 	fn := lambdaenvtest.Function(t, st, "RefreshFunction")
-	var sched bool
-	for _, s := range st.Schedules {
-		sched = sched || (strings.HasPrefix(s.Source, "RefreshFunction.") && s.Expression == "rate(5 minutes)")
-	}
-	if !sched {
-		t.Errorf("no rate(5 minutes) schedule for RefreshFunction: %+v", st.Schedules)
-	}
+	lambdaenvtest.RequireSchedule(t, st, "RefreshFunction", "rate(5 minutes)")
 
 	// The simulator's clock starts 105 minutes in the past, so the X token
 	// issued at connect time expires 15 minutes from now.

@@ -28,6 +28,7 @@ import (
 	"github.com/posse-dev/posse/shared/logging"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/ratelimit"
+	"github.com/posse-dev/posse/shared/recurring"
 	"github.com/posse-dev/posse/shared/stats"
 	"github.com/posse-dev/posse/shared/vault"
 )
@@ -43,16 +44,6 @@ func main() {
 	lambda.Start(h.handle)
 }
 
-// scheduledEvent is the Input of the sweep schedule (template.yaml), with
-// Scheduler's context attributes filled in.
-type scheduledEvent struct {
-	Source        string `json:"source"`
-	ScheduleARN   string `json:"scheduleArn"`
-	ScheduledTime string `json:"scheduledTime"`
-	ExecutionID   string `json:"executionId"`
-	AttemptNumber string `json:"attemptNumber"`
-}
-
 // handler runs one sweep per invocation.
 type handler struct {
 	d     *dispatch.Dispatcher
@@ -60,7 +51,7 @@ type handler struct {
 	log   *slog.Logger
 }
 
-func (h *handler) handle(ctx context.Context, ev scheduledEvent) (dispatch.SweepStats, error) {
+func (h *handler) handle(ctx context.Context, ev recurring.Event) (dispatch.SweepStats, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
 	}

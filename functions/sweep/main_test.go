@@ -25,20 +25,7 @@ func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }
 
 func TestScheduledEventFixture(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("testdata", "scheduled-event.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev scheduledEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("scheduled-event.json: %v", err)
-	}
-	if ev.Source != "posse.sweep" || !strings.HasPrefix(ev.ScheduleARN, "arn:aws:scheduler:") || ev.ExecutionID == "" || ev.AttemptNumber != "1" {
-		t.Errorf("fixture: got %+v, want the sweep schedule's Input with Scheduler's context attributes", ev)
-	}
-	if _, err := time.Parse(time.RFC3339, ev.ScheduledTime); err != nil {
-		t.Errorf("scheduledTime %q: %v", ev.ScheduledTime, err)
-	}
+	lambdaenvtest.CheckScheduledFixture(t, filepath.Join("testdata", "scheduled-event.json"), "posse.sweep")
 }
 
 // TestBootstrapUnderRIE deploys template.yaml into moto, leaves a delivery
@@ -51,13 +38,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	awsCfg := moto.Config(srv.Endpoint())
 	st := lambdaenvtest.Deploy(t, awsCfg, nil)
 	fn := lambdaenvtest.Function(t, st, "SweepFunction")
-	var sched bool
-	for _, s := range st.Schedules {
-		sched = sched || (strings.HasPrefix(s.Source, "SweepFunction.") && s.Expression == "rate(1 minute)")
-	}
-	if !sched {
-		t.Errorf("no rate(1 minute) schedule for SweepFunction: %+v", st.Schedules)
-	}
+	lambdaenvtest.RequireSchedule(t, st, "SweepFunction", "rate(1 minute)")
 
 	db := dynamodb.NewFromConfig(awsCfg)
 	table := st.Tables["Table"].Name

@@ -2,14 +2,18 @@ package lambdaenvtest
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/posse-dev/posse/infra/local/samtemplate"
 	"github.com/posse-dev/posse/infra/local/stack"
+	"github.com/posse-dev/posse/shared/recurring"
 )
 
 // Deploy creates template.yaml's resources in the moto that awsCfg points
@@ -45,4 +49,37 @@ func Function(t testing.TB, st *stack.Stack, logicalID string) *stack.Function {
 	}
 	t.Fatalf("template has no %s", logicalID)
 	return nil
+}
+
+// RequireSchedule fails the test unless the deployment holds a schedule
+// for a ScheduleV2 event of logicalID with expression expr.
+func RequireSchedule(t testing.TB, st *stack.Stack, logicalID, expr string) {
+	t.Helper()
+	for _, s := range st.Schedules {
+		if strings.HasPrefix(s.Source, logicalID+".") && s.Expression == expr {
+			return
+		}
+	}
+	t.Errorf("no %s schedule for %s: %+v", expr, logicalID, st.Schedules)
+}
+
+// CheckScheduledFixture reads a recurring schedule's payload fixture and
+// checks it is what Scheduler sends: the Input's source and Scheduler's
+// context attributes.
+func CheckScheduledFixture(t testing.TB, path, source string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev recurring.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if ev.Source != source || !strings.HasPrefix(ev.ScheduleARN, "arn:aws:scheduler:") || ev.ExecutionID == "" || ev.AttemptNumber != "1" {
+		t.Errorf("%s: got %+v, want source %s with Scheduler's context attributes", path, ev, source)
+	}
+	if _, err := time.Parse(time.RFC3339, ev.ScheduledTime); err != nil {
+		t.Errorf("%s: scheduledTime %q: %v", path, ev.ScheduledTime, err)
+	}
 }

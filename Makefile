@@ -15,6 +15,10 @@ GOOS          ?= linux
 GO_LDFLAGS    := -s -w -X github.com/posse-dev/posse/shared/config.Version=$(VERSION)
 GO_BUILD      := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) go build -tags lambda.norpc -trimpath -ldflags='$(GO_LDFLAGS)'
 FUZZTIME      ?= 10s
+# The Go toolchain the bootstraps are built with: its standard library ships in
+# every bootstrap, so it is pinned here (and in go.mod's go line) to a release
+# without known vulnerabilities. The go command fetches it from the module proxy.
+export GOTOOLCHAIN        := go1.27.3
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION         ?= us-east-1
 export SAM_CLI_TELEMETRY  := 0

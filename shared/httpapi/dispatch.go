@@ -55,25 +55,27 @@ func (s *Server) addDispatchRoutes() {
 	s.add("POST", "/v1/dispatch", SiteKey, s.dispatch)
 }
 
-// flexString is a JSON string or integer, kept as text: CMSs number
-// revisions.
-type flexString string
+// revisionField is post.revision: a JSON string or integer, kept as text
+// (CMSs number revisions).
+type revisionField string
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *flexString) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON implements json.Unmarshaler. Its error names the field
+// itself: since Go 1.27 encoding/json no longer adds the path to an error a
+// custom unmarshaler returns.
+func (f *revisionField) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		*f = flexString(s)
+		*f = revisionField(s)
 		return nil
 	}
 	if _, err := strconv.ParseInt(string(b), 10, 64); err != nil {
-		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[string]()}
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[string](), Field: "post.revision"}
 	}
-	*f = flexString(b)
+	*f = revisionField(b)
 	return nil
 }
 
@@ -87,7 +89,7 @@ type dispatchMedia struct {
 // dispatchPost is the post of a dispatch request.
 type dispatchPost struct {
 	PostID   string          `json:"postId"`
-	Revision flexString      `json:"revision"`
+	Revision revisionField   `json:"revision"`
 	Title    string          `json:"title"`
 	Excerpt  string          `json:"excerpt"`
 	URL      string          `json:"url"`

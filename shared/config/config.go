@@ -63,6 +63,9 @@ type Config struct {
 	// secret holding the OAuth client credentials; main reads it once at
 	// cold start and passes it to WithPlatformSecret.
 	PlatformSecretID string
+	// AIKeys are the LLM providers' API keys found in the platform secret
+	// (<PROVIDER>_API_KEY), for LoadAI. Never logged.
+	AIKeys Secrets
 	// OAuthStateKeyID (POSSE_OAUTH_STATE_KEY_ID) is the HMAC KMS key PKCE
 	// verifiers are derived with.
 	OAuthStateKeyID string

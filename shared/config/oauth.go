@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -34,6 +35,22 @@ func (c OAuthClient) String() string {
 
 // GoString is String for %#v.
 func (c OAuthClient) GoString() string { return c.String() }
+
+// Secrets are secret values by name. Printing them never shows a value.
+type Secrets map[string]string
+
+// String lists the names only.
+func (s Secrets) String() string {
+	names := make([]string, 0, len(s))
+	for k := range s {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return "[REDACTED: " + strings.Join(names, " ") + "]"
+}
+
+// GoString is String for %#v.
+func (s Secrets) GoString() string { return s.String() }
 
 // Defaults of the OAuth settings.
 const (
@@ -97,6 +114,10 @@ func loadOAuth(getenv func(string) string, c *Config) []error {
 //
 //	{"X_CLIENT_ID": "...", "X_CLIENT_SECRET": "...", "TIKTOK_CLIENT_ID": "...", ...}
 //
+// It may also hold the LLM providers' API keys, "OPENAI_API_KEY",
+// "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "COHERE_API_KEY": they are kept in
+// AIKeys for LoadAI.
+//
 // A platform the secret names replaces the environment's values. Unknown
 // keys are rejected, so a typo does not silently leave a platform off.
 // Errors never quote a value.
@@ -110,10 +131,17 @@ func (c Config) WithPlatformSecret(secretString string) (Config, error) {
 		up := strings.ToUpper(p)
 		known[up+"_CLIENT_ID"], known[up+"_CLIENT_SECRET"] = true, true
 	}
+	aiKeys := Secrets{}
+	for _, p := range AIProviders {
+		known[aiKeyName(p)] = true
+		if v := strings.TrimSpace(m[aiKeyName(p)]); v != "" {
+			aiKeys[aiKeyName(p)] = v
+		}
+	}
 	var errs []error
 	for k := range m {
 		if !known[k] {
-			errs = append(errs, fmt.Errorf("config: the platform secret has an unknown key %q (want <PLATFORM>_CLIENT_ID or <PLATFORM>_CLIENT_SECRET)", k))
+			errs = append(errs, fmt.Errorf("config: the platform secret has an unknown key %q (want <PLATFORM>_CLIENT_ID, <PLATFORM>_CLIENT_SECRET or <AI PROVIDER>_API_KEY)", k))
 		}
 	}
 	clients := make(map[string]OAuthClient, len(c.OAuthClients))
@@ -135,6 +163,7 @@ func (c Config) WithPlatformSecret(secretString string) (Config, error) {
 		return Config{}, errors.Join(errs...)
 	}
 	c.OAuthClients = clients
+	c.AIKeys = aiKeys
 	return c, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
@@ -23,14 +22,10 @@ import (
 // buildConnections wires the connection service: a vault that can only seal
 // (kms:GenerateDataKey), PKCE verifiers from the OAuth state key
 // (kms:GenerateMac), the platforms' OAuth apps (from the environment or
-// the platform secret, read here once) and the adapters that identify
+// the platform secret, which build has read) and the adapters that identify
 // accounts (and, for Bluesky, log in).
 func buildConnections(ctx context.Context, cfg posseconfig.Config, awsCfg aws.Config, db *dynamodb.Client, sites *site.Store, log *slog.Logger) (*connection.Service, error) {
 	if err := cfg.Require("POSSE_KMS_KEY_ID"); err != nil {
-		return nil, err
-	}
-	cfg, err := cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg))
-	if err != nil {
 		return nil, err
 	}
 	keys := kms.NewFromConfig(awsCfg)

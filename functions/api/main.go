@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
@@ -50,6 +51,9 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load AWS config: %w", err)
 	}
+	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
+		return nil, nil, err
+	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	queues := sqs.NewFromConfig(awsCfg)
 	sites := site.NewStore(db, cfg.Table, nil, nil)
@@ -71,6 +75,9 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 		return nil, nil, err
 	}
 	if err := addSchedules(cfg, awsCfg, db, queues, log, &deps); err != nil {
+		return nil, nil, err
+	}
+	if err := addAI(cfg, db, sites, log, &deps); err != nil {
 		return nil, nil, err
 	}
 	return httpapi.New(deps), log, nil

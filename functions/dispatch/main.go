@@ -6,32 +6,22 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/posse-dev/posse/shared/ai"
+	"github.com/posse-dev/posse/shared/compose"
 	posseconfig "github.com/posse-dev/posse/shared/config"
-	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/dispatch"
-	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
-	"github.com/posse-dev/posse/shared/platform/registry"
-	"github.com/posse-dev/posse/shared/ratelimit"
-	"github.com/posse-dev/posse/shared/stats"
-	"github.com/posse-dev/posse/shared/vault"
+	"github.com/posse-dev/posse/shared/site"
+	"github.com/posse-dev/posse/shared/worker"
 )
 
 func main() {
@@ -73,58 +63,41 @@ func (h *handler) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 
 // build wires config → clients → services → handler.
 func build(ctx context.Context) (*handler, *slog.Logger, error) {
-	cfg, err := posseconfig.Load(os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cfg.Require("POSSE_KMS_KEY_ID", "POSSE_DISPATCH_QUEUE_URL", "POSSE_DISPATCH_QUEUE_ARN",
-		"POSSE_SCHEDULE_GROUP", "POSSE_SCHEDULER_ROLE_ARN", "POSSE_SCHEDULER_DLQ_ARN"); err != nil {
-		return nil, nil, err
-	}
-	dc, err := posseconfig.LoadDispatch(os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	log := logging.New(os.Stdout, cfg.LogLevel, "dispatch")
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
-		return nil, nil, err
-	}
-	// Opens credentials, and seals them again when Ensure refreshes a token.
-	v, err := vault.New(kms.NewFromConfig(awsCfg), vault.Config{KeyID: cfg.KMSKeyID, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	db := dynamodb.NewFromConfig(awsCfg)
 	// One client for every platform; a request's timeout stays well below
 	// the function's 60 s.
-	hc := &http.Client{Timeout: 20 * time.Second}
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
-	refresher, err := connection.RefresherFor(cfg, db, v, adapters, hc, log)
+	w, err := worker.New(ctx, os.Getenv, worker.Options{Function: "dispatch", Require: []string{"POSSE_DISPATCH_QUEUE_URL",
+		"POSSE_DISPATCH_QUEUE_ARN", "POSSE_SCHEDULE_GROUP", "POSSE_SCHEDULER_ROLE_ARN", "POSSE_SCHEDULER_DLQ_ARN"}})
 	if err != nil {
 		return nil, nil, err
 	}
-	fires, err := buildFires(cfg, awsCfg, db, log)
+	cfg := w.Config
+	aiCfg, err := posseconfig.LoadAI(os.Getenv, cfg.AIKeys)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := dispatch.New(dispatch.Config{
-		Ledger:   ledger.NewStore(db, cfg.Table, nil),
-		Policy:   ledger.Policy{MaxAttempts: dc.MaxAttempts, Lease: dc.Lease, BackoffBase: dc.BackoffBase, BackoffMax: dc.BackoffMax},
-		Accounts: refresher, Publishers: adapters,
-		Limiter: ratelimit.New(db, cfg.Table, nil), Stats: stats.New(db, cfg.Table),
-		Queue: sqs.NewFromConfig(awsCfg), QueueURL: cfg.DispatchQueueURL, QueueARN: cfg.DispatchQueueARN,
-		Scheduler: scheduler.NewFromConfig(awsCfg), ScheduleGroup: cfg.ScheduleGroup,
-		SchedulerRoleARN: cfg.SchedulerRoleARN, SchedulerDLQARN: cfg.SchedulerDLQARN,
-		Concurrency: dc.Concurrency, Heartbeat: dc.Heartbeat,
-		Schedules: fires,
-		Logger:    log,
-	})
+	router, err := ai.FromConfig(aiCfg, w.DB, cfg.Table, w.Log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{d: d, log: log}, log, nil
+	fires, err := buildFires(cfg, w.AWS, w.DB, w.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	dc := w.DispatchConfig()
+	dc.QueueARN = cfg.DispatchQueueARN
+	dc.Scheduler, dc.ScheduleGroup = scheduler.NewFromConfig(w.AWS), cfg.ScheduleGroup
+	dc.SchedulerRoleARN, dc.SchedulerDLQARN = cfg.SchedulerRoleARN, cfg.SchedulerDLQARN
+	dc.Concurrency, dc.Heartbeat = w.Dispatch.Concurrency, w.Dispatch.Heartbeat
+	dc.Schedules = fires
+	dc.Snapshots = compose.NewSnapshots(w.DB, cfg.Table, nil)
+	dc.Sites = site.NewStore(w.DB, cfg.Table, nil, nil)
+	dc.AIDefaultBudgetMicros = aiCfg.DefaultMonthlyBudgetMicros
+	if router != nil {
+		dc.AI = router
+	}
+	d, err := dispatch.New(dc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &handler{d: d, log: w.Log}, w.Log, nil
 }

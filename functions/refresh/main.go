@@ -9,23 +9,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/logging"
-	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/recurring"
-	"github.com/posse-dev/posse/shared/vault"
+	"github.com/posse-dev/posse/shared/worker"
 )
 
 func main() {
@@ -63,32 +57,11 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (connection.Ru
 
 // build wires config → clients → services → handler.
 func build(ctx context.Context) (*handler, *slog.Logger, error) {
-	cfg, err := posseconfig.Load(os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cfg.Require("POSSE_KMS_KEY_ID"); err != nil {
-		return nil, nil, err
-	}
-	log := logging.New(os.Stdout, cfg.LogLevel, "refresh")
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
-		return nil, nil, err
-	}
-	v, err := vault.New(kms.NewFromConfig(awsCfg), vault.Config{KeyID: cfg.KMSKeyID, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
 	// One client for every platform; its timeout stays well below the
 	// refresh lease (connection.DefaultLeaseDuration).
-	hc := &http.Client{Timeout: 20 * time.Second}
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
-	r, err := connection.RefresherFor(cfg, dynamodb.NewFromConfig(awsCfg), v, adapters, hc, log)
+	w, err := worker.New(ctx, os.Getenv, worker.Options{Function: "refresh", HTTPTimeout: 20 * time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{refresher: r, log: log}, log, nil
+	return &handler{refresher: w.Refresher, log: w.Log}, w.Log, nil
 }

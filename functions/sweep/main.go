@@ -9,28 +9,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	posseconfig "github.com/posse-dev/posse/shared/config"
-	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/dispatch"
-	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
-	"github.com/posse-dev/posse/shared/platform/registry"
-	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/recurring"
-	"github.com/posse-dev/posse/shared/stats"
-	"github.com/posse-dev/posse/shared/vault"
+	"github.com/posse-dev/posse/shared/worker"
 )
 
 func main() {
@@ -69,48 +58,15 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (dispatch.Swee
 
 // build wires config → clients → services → handler.
 func build(ctx context.Context) (*handler, *slog.Logger, error) {
-	cfg, err := posseconfig.Load(os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cfg.Require("POSSE_KMS_KEY_ID", "POSSE_DISPATCH_QUEUE_URL"); err != nil {
-		return nil, nil, err
-	}
-	dc, err := posseconfig.LoadDispatch(os.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	log := logging.New(os.Stdout, cfg.LogLevel, "sweep")
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
-		return nil, nil, err
-	}
 	// Reconciling opens credentials, and seals them again when Ensure
 	// refreshes a token.
-	v, err := vault.New(kms.NewFromConfig(awsCfg), vault.Config{KeyID: cfg.KMSKeyID, Logger: log})
+	w, err := worker.New(ctx, os.Getenv, worker.Options{Function: "sweep", Require: []string{"POSSE_DISPATCH_QUEUE_URL"}, HTTPTimeout: 15 * time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
-	db := dynamodb.NewFromConfig(awsCfg)
-	hc := &http.Client{Timeout: 15 * time.Second}
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
-	refresher, err := connection.RefresherFor(cfg, db, v, adapters, hc, log)
+	d, err := dispatch.New(w.DispatchConfig())
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := dispatch.New(dispatch.Config{
-		Ledger:   ledger.NewStore(db, cfg.Table, nil),
-		Policy:   ledger.Policy{MaxAttempts: dc.MaxAttempts, Lease: dc.Lease, BackoffBase: dc.BackoffBase, BackoffMax: dc.BackoffMax},
-		Accounts: refresher, Publishers: adapters,
-		Limiter: ratelimit.New(db, cfg.Table, nil), Stats: stats.New(db, cfg.Table),
-		Queue: sqs.NewFromConfig(awsCfg), QueueURL: cfg.DispatchQueueURL,
-		Logger: log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return &handler{d: d, sweep: dispatch.SweepConfig{QueuedAfter: dc.QueuedAfter}, log: log}, log, nil
+	return &handler{d: d, sweep: dispatch.SweepConfig{QueuedAfter: w.Dispatch.QueuedAfter}, log: w.Log}, w.Log, nil
 }

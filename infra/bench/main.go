@@ -8,6 +8,7 @@
 //   - vault: KMS calls per 1,000 opens of one warm sealed record (goal <= 1),
 //     and the cost of a cached open vs a bare AES-256-GCM open of the same
 //     bytes;
+//   - AI adaptation against the LLM simulator (see aiAdaptation);
 //   - the dispatch pipeline and schedules through the whole local stack
 //     (see pipeline).
 //
@@ -90,6 +91,11 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	results = append(results, v...)
+	a, err := aiAdaptation(ctx, srv)
+	if err != nil {
+		return err
+	}
+	results = append(results, a...)
 	pl, err := pipeline(ctx, root, tmp)
 	if err != nil {
 		return err

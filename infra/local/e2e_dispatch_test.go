@@ -81,14 +81,7 @@ func TestDispatchInvariants(t *testing.T) {
 	ctx := context.Background()
 	awsCfg := moto.Config(motoURL)
 	queues := sqs.NewFromConfig(awsCfg)
-	queueURL := func(name string) string {
-		out, err := queues.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-		if err != nil {
-			t.Fatalf("queue %s: %v", name, err)
-		}
-		return aws.ToString(out.QueueUrl)
-	}
-	dispatchQ, dlq := queueURL("posse-local-dispatch"), queueURL("posse-local-dispatch-dlq")
+	dispatchQ, dlq := queueURLOf(ctx, t, queues, "posse-local-dispatch"), queueURLOf(ctx, t, queues, "posse-local-dispatch-dlq")
 
 	// Three sites, each with one connected account and one target per platform.
 	sites := []*e2eSite{{id: l.info["Site id"], c: apiClient{t: t, api: api, key: l.info["Site API key"], simURL: simURL}}}
@@ -100,31 +93,13 @@ func TestDispatchInvariants(t *testing.T) {
 		sites = append(sites, &e2eSite{id: st.ID, c: apiClient{t: t, api: api, key: k.Key, simURL: simURL}})
 	}
 	for n, s := range sites {
-		s.targets = map[string]string{}
-		conns := map[string]string{}
-		for _, p := range []string{"x", "linkedin", "facebook", "instagram", "threads", "tiktok"} {
-			if conns[p] = connectionID(s.c.connectOAuth(p, s.id)); conns[p] == "" {
-				t.Fatalf("site %d: connect %s failed", n+1, p)
-			}
-		}
-		handle, pw := fmt.Sprintf("site%d.bsky.social", n+1), randomSecret(t)
-		s.c.seedSimAccount(map[string]string{"platform": "bluesky", "accountId": fmt.Sprintf("did:plc:site%dinvariants", n+1), "handle": handle, "password": pw})
-		var conn struct{ ID string }
-		s.c.must(201, "POST", "/connections", map[string]string{"platform": "bluesky", "handle": handle, "appPassword": pw}, &conn)
-		conns["bluesky"] = conn.ID
-		tok := randomSecret(t)
-		s.c.seedSimAccount(map[string]string{"platform": "mastodon", "accountId": strconv.Itoa(500 + n), "handle": fmt.Sprintf("site%d", n+1), "accessToken": tok})
-		s.c.must(201, "POST", "/connections", map[string]string{"platform": "mastodon", "instanceUrl": simURL + "/mastodon", "accessToken": tok}, &conn)
-		conns["mastodon"] = conn.ID
-		for p, cid := range conns {
+		connectEveryPlatform(t, s, n+1, simURL, func(p, cid string) map[string]any {
 			body := map[string]any{"connectionId": cid, "name": p, "defaults": map[string]any{"hashtags": []string{"posse"}}}
 			if p == "tiktok" {
 				body["defaults"] = map[string]any{"options": map[string]string{"privacy_level": "PUBLIC_TO_EVERYONE"}}
 			}
-			var tg struct{ ID string }
-			s.c.must(201, "POST", "/targets", body, &tg)
-			s.targets[p] = tg.ID
-		}
+			return body
+		})
 	}
 
 	media := []map[string]string{{"url": simURL + "/_sim/media/cover.jpg", "kind": "image", "altText": "cover"}}

@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/posse-dev/posse/infra/local/devstack"
 )
@@ -86,4 +92,43 @@ func simFault(t *testing.T, simURL string, f map[string]any) {
 		t.Fatalf("inject fault %v: %v %v", f, resp, err)
 	}
 	resp.Body.Close()
+}
+
+// connectEveryPlatform connects one account of every platform to site s
+// (the n-th site of a test: account names and ids are its own) and creates
+// one target per platform from target(platform, connection id), filling
+// s.targets.
+func connectEveryPlatform(t *testing.T, s *e2eSite, n int, simURL string, target func(p, connID string) map[string]any) {
+	t.Helper()
+	s.targets = map[string]string{}
+	conns := map[string]string{}
+	for _, p := range []string{"x", "linkedin", "facebook", "instagram", "threads", "tiktok"} {
+		if conns[p] = connectionID(s.c.connectOAuth(p, s.id)); conns[p] == "" {
+			t.Fatalf("site %d: connect %s failed", n, p)
+		}
+	}
+	handle, pw := fmt.Sprintf("site%d.bsky.social", n), randomSecret(t)
+	s.c.seedSimAccount(map[string]string{"platform": "bluesky", "accountId": fmt.Sprintf("did:plc:site%dinvariants", n), "handle": handle, "password": pw})
+	var conn struct{ ID string }
+	s.c.must(201, "POST", "/connections", map[string]string{"platform": "bluesky", "handle": handle, "appPassword": pw}, &conn)
+	conns["bluesky"] = conn.ID
+	tok := randomSecret(t)
+	s.c.seedSimAccount(map[string]string{"platform": "mastodon", "accountId": strconv.Itoa(500 + n - 1), "handle": fmt.Sprintf("site%d", n), "accessToken": tok})
+	s.c.must(201, "POST", "/connections", map[string]string{"platform": "mastodon", "instanceUrl": simURL + "/mastodon", "accessToken": tok}, &conn)
+	conns["mastodon"] = conn.ID
+	for p, cid := range conns {
+		var tg struct{ ID string }
+		s.c.must(201, "POST", "/targets", target(p, cid), &tg)
+		s.targets[p] = tg.ID
+	}
+}
+
+// queueURLOf is the URL of the queue named name.
+func queueURLOf(ctx context.Context, t *testing.T, queues *sqs.Client, name string) string {
+	t.Helper()
+	out, err := queues.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("queue %s: %v", name, err)
+	}
+	return aws.ToString(out.QueueUrl)
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/posse-dev/posse/infra/local/samtemplate"
 	"github.com/posse-dev/posse/infra/platformsim"
 	posseconfig "github.com/posse-dev/posse/shared/config"
+	"github.com/posse-dev/posse/shared/llm"
 )
 
 func main() {
@@ -251,6 +252,11 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	llmKeys, llmEnv, err := localLLMKeys(simURL)
+	if err != nil {
+		return err
+	}
+	clientEnv = append(clientEnv, llmEnv...)
 	extraEnv := append([]string{
 		"POSSE_PLATFORM_BASE_URL=" + simURL,
 		"POSSE_PUBLIC_URL=http://127.0.0.1:" + strconv.Itoa(o.gatewayPort),
@@ -270,6 +276,7 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 		Instances:    o.instances,
 		ExtraEnv:     append(extraEnv, o.fnEnv...),
 		OAuthClients: clients,
+		LLMKeys:      llmKeys,
 		GatewayAddr:  "127.0.0.1:" + strconv.Itoa(o.gatewayPort),
 		SimAddr:      "127.0.0.1:" + strconv.Itoa(o.simPort),
 		Logger:       log,
@@ -323,6 +330,31 @@ func localOAuthClients() (map[string]platformsim.Client, []string, error) {
 		env = append(env, "POSSE_"+up+"_CLIENT_ID="+c.ID, "POSSE_"+up+"_CLIENT_SECRET="+c.Secret)
 	}
 	return clients, env, nil
+}
+
+// llmSimBase is where each provider's API lives on the LLM simulator, as
+// the provider's base URL is written (OpenAI's includes /v1).
+var llmSimBase = map[llm.Name]string{
+	llm.OpenAI: "/llm/openai/v1", llm.Anthropic: "/llm/anthropic", llm.Gemini: "/llm/gemini", llm.Cohere: "/llm/cohere",
+}
+
+// localLLMKeys makes an API key for every LLM provider, new on every start:
+// the LLM simulator accepts exactly these, and the functions get them with
+// the simulator's base URLs as POSSE_AI_<PROVIDER>_API_KEY / _BASE_URL, so
+// AI adaptation runs locally with no key on disk.
+func localLLMKeys(simURL string) (map[llm.Name]string, []string, error) {
+	keys := map[llm.Name]string{}
+	var env []string
+	for _, p := range llm.All {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, nil, fmt.Errorf("generate LLM API key: %w", err)
+		}
+		keys[p] = "sim-" + string(p) + "-" + base64.RawURLEncoding.EncodeToString(b)
+		up := "POSSE_AI_" + strings.ToUpper(string(p))
+		env = append(env, up+"_API_KEY="+keys[p], up+"_BASE_URL="+simURL+llmSimBase[p])
+	}
+	return keys, env, nil
 }
 
 // newAdminKey returns a fresh admin key and its lowercase hex SHA-256.

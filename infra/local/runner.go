@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/posse-dev/posse/infra/llmsim"
 	"github.com/posse-dev/posse/infra/local/esm"
 	"github.com/posse-dev/posse/infra/local/gateway"
 	"github.com/posse-dev/posse/infra/local/lambdaenv"
@@ -27,6 +28,7 @@ import (
 	"github.com/posse-dev/posse/infra/local/schedules"
 	"github.com/posse-dev/posse/infra/local/stack"
 	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/shared/llm"
 )
 
 // runnerConfig is what the runner needs once moto is up.
@@ -53,6 +55,9 @@ type runnerConfig struct {
 	ExtraEnv []string
 	// OAuthClients are the OAuth apps the simulator accepts, by platform.
 	OAuthClients map[string]platformsim.Client
+	// LLMKeys are the API keys the LLM simulator (served under /llm on the
+	// simulator's address) accepts, by provider.
+	LLMKeys map[llm.Name]string
 	// GatewayAddr and SimAddr are the listen addresses (port 0: any free).
 	GatewayAddr string
 	SimAddr     string
@@ -119,7 +124,8 @@ func (r *runner) deploy(ctx context.Context) error {
 	return nil
 }
 
-// startSimulator serves the platform simulator.
+// startSimulator serves the platform simulator, and the LLM simulator
+// under /llm.
 func (r *runner) startSimulator() error {
 	l, err := net.Listen("tcp", r.cfg.SimAddr)
 	if err != nil {
@@ -128,7 +134,10 @@ func (r *runner) startSimulator() error {
 	r.simURL = "http://" + l.Addr().String()
 	sim := platformsim.New(platformsim.Options{Clients: r.cfg.OAuthClients})
 	sim.SetPublicURL(r.simURL)
-	r.sim = &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/llm/", http.StripPrefix("/llm", llmsim.New(llmsim.Options{Keys: r.cfg.LLMKeys})))
+	mux.Handle("/", sim)
+	r.sim = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -46,6 +46,14 @@ func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Ou
 	if !ok {
 		return d.decide(lease, apperr.Newf(apperr.KindPermanent, "posse.no_adapter", "no adapter for platform %q", dl.Platform))
 	}
+	if dl.AI != nil && dl.AI.Source == ledger.AIPending {
+		if err := d.adapt(ctx, lease, pub); err != nil {
+			if errors.Is(err, ledger.ErrLeaseLost) {
+				return ledger.Outcome{Err: err}
+			}
+			return d.decide(lease, apperr.Wrap(err, apperr.KindTransient, "posse.adapt", "the AI adaptation could not be recorded"))
+		}
+	}
 	acct, err := d.cfg.Accounts.Ensure(ctx, dl.SiteID, dl.ConnectionID)
 	if err != nil {
 		if apperr.Is(err, apperr.KindNotFound) {

@@ -126,6 +126,15 @@ type Config struct {
 	// message of type schedule goes to its Fire.
 	Schedules scheduleFirer
 
+	// AI adapts the deliveries that asked for it at their first claim,
+	// reading the post from Snapshots and the site's AI settings from
+	// Sites (AIDefaultBudgetMicros when the site set no budget). Without
+	// AI, such deliveries publish their deterministic text (fallback).
+	AI                    adapter
+	Snapshots             snapshotReader
+	Sites                 siteReader
+	AIDefaultBudgetMicros int64
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }

@@ -232,6 +232,7 @@ func (f *fakeStats) total() stats.Event {
 		t.Sent += e.Sent
 		t.Failed += e.Failed
 		t.Retries += e.Retries
+		t.AICostMicros += e.AICostMicros
 	}
 	return t
 }

@@ -36,6 +36,33 @@ func queryDate(r *http.Request, name string) (time.Time, bool, error) {
 	return t, true, nil
 }
 
+// dayRange reads the query's from and to (UTC days, both included):
+// without to, today; without from, the 30 days ending with to.
+func dayRange(r *http.Request, now time.Time) (from, to time.Time, err error) {
+	to, hasTo, err := queryDate(r, "to")
+	if err != nil {
+		return from, to, err
+	}
+	from, hasFrom, err := queryDate(r, "from")
+	if err != nil {
+		return from, to, err
+	}
+	if !hasTo {
+		y, m, d := now.UTC().Date()
+		to = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	if !hasFrom {
+		from = to.AddDate(0, 0, -(defaultAnalyticsDays - 1))
+	}
+	if to.Before(from) {
+		return from, to, apperr.Invalid("to", "must not be before from")
+	}
+	if days := int(to.Sub(from)/(24*time.Hour)) + 1; days > stats.MaxDays {
+		return from, to, apperr.Invalid("from", fmt.Sprintf("the range spans %d days; at most %d", days, stats.MaxDays))
+	}
+	return from, to, nil
+}
+
 // analytics answers the site's counters from the UTC day from to the UTC
 // day to, both included: summary, byPlatform and a timeline of every day.
 // Without to, today; without from, the 30 days ending with to.
@@ -43,26 +70,9 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request, p Principal) 
 	if s.d.Analytics == nil {
 		return errNotConfigured("analytics")
 	}
-	to, hasTo, err := queryDate(r, "to")
+	from, to, err := dayRange(r, s.d.Now())
 	if err != nil {
 		return err
-	}
-	from, hasFrom, err := queryDate(r, "from")
-	if err != nil {
-		return err
-	}
-	if !hasTo {
-		y, m, d := s.d.Now().UTC().Date()
-		to = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	}
-	if !hasFrom {
-		from = to.AddDate(0, 0, -(defaultAnalyticsDays - 1))
-	}
-	if to.Before(from) {
-		return apperr.Invalid("to", "must not be before from")
-	}
-	if days := int(to.Sub(from)/(24*time.Hour)) + 1; days > stats.MaxDays {
-		return apperr.Invalid("from", fmt.Sprintf("the range spans %d days; at most %d", days, stats.MaxDays))
 	}
 	rep, err := s.d.Analytics.Query(r.Context(), p.SiteID, from, to)
 	if err != nil {

@@ -37,6 +37,7 @@ const (
 	maxURLLength       = 2048
 	maxMedia           = 20
 	maxAltTextChars    = 1500
+	maxOverrideChars   = 10_000
 )
 
 // snapshotSaver stores post snapshots (shared/compose.Snapshots).
@@ -102,6 +103,46 @@ type dispatchRequest struct {
 	Post          *dispatchPost `json:"post"`
 	TargetIDs     []string      `json:"targetIds"`
 	CustomMessage string        `json:"customMessage"`
+	// RequestAIAssets asks for each AI-enabled target's text to be written
+	// by the AI router at the first publish attempt.
+	RequestAIAssets bool `json:"requestAiAssets"`
+	// Overrides are editor-approved texts by target id, published as they
+	// are (validated like composed text).
+	Overrides map[string]string `json:"overrides"`
+}
+
+// aiRequest is what a dispatch or schedule asks of AI.
+type aiRequest struct {
+	adapt     bool
+	overrides map[string]string
+}
+
+// checkAIRequest validates requestAiAssets and overrides against the
+// request's targets. With requestAiAssets and no provider configured it
+// answers ai_not_configured at once: nothing is queued.
+func (s *Server) checkAIRequest(adapt bool, overrides map[string]string, ids []string, ps *problems) (aiRequest, error) {
+	if adapt && !s.d.AIConfigured {
+		return aiRequest{}, apperr.Unprocessable("ai_not_configured",
+			"requestAiAssets needs an LLM provider, and this deployment has none configured (see the README: turning AI on); nothing was queued",
+			[]apperr.Problem{{Field: "requestAiAssets", Message: "no LLM provider is configured"}})
+	}
+	keys := make([]string, 0, len(overrides))
+	for id := range overrides {
+		keys = append(keys, id)
+	}
+	slices.Sort(keys)
+	for _, id := range keys {
+		f := "overrides." + id
+		switch text := overrides[id]; {
+		case !slices.Contains(ids, id):
+			ps.add(f, "names a target that is not in targetIds")
+		case strings.TrimSpace(text) == "":
+			ps.add(f, "must not be empty")
+		case utf8.RuneCountInString(text) > maxOverrideChars:
+			ps.add(f, "must be at most %d characters", maxOverrideChars)
+		}
+	}
+	return aiRequest{adapt: adapt, overrides: overrides}, nil
 }
 
 // dispatchResponse is the answer of POST /v1/dispatch.
@@ -216,6 +257,8 @@ func reconnectAction(p platform.Name) string {
 type planned struct {
 	t    target.Target
 	post platform.Post
+	// ai is the delivery's AI adaptation: pending, an override, or nil.
+	ai *ledger.AIInfo
 }
 
 // dispatch validates everything, answers 422 with every problem before
@@ -230,20 +273,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p Principal) e
 	if err := decodeJSON(w, r, s.d.MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	var ps problems
-	post := checkPost(in.Post, &ps)
-	checkTargetIDs(in.TargetIDs, &ps)
-	custom := checkCustom(in.CustomMessage, &ps)
-	if len(ps) > 0 {
-		return apperr.Unprocessable("dispatch_rejected", "nothing was queued: "+ps[0].Field+": "+ps[0].Message+more(len(ps)), ps)
-	}
-
-	plans, ps, err := s.plan(ctx, p.SiteID, post, custom, in.TargetIDs)
+	post, plans, err := s.planRequest(ctx, p.SiteID, in, in.RequestAIAssets, "dispatch_rejected", "nothing was queued")
 	if err != nil {
 		return err
-	}
-	if len(ps) > 0 {
-		return apperr.Unprocessable("dispatch_rejected", "nothing was queued: "+ps[0].Field+": "+ps[0].Message+more(len(ps)), ps)
 	}
 	noteEntity(r, "post", post.PostID+"@"+post.Revision)
 
@@ -273,6 +305,27 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p Principal) e
 	s.d.Logger.InfoContext(ctx, "dispatched", "site", p.SiteID, "post_id", post.PostID, "revision", post.Revision,
 		"deliveries", len(ds), "created", resp.Created, "enqueued", len(out))
 	return writeJSON(w, http.StatusAccepted, resp)
+}
+
+// planRequest validates a dispatch body and plans its targets (adapt: AI
+// adaptation asked for). Every problem is one 422 with code, whose message
+// starts with nothing ("nothing was queued"); nothing is written.
+func (s *Server) planRequest(ctx context.Context, siteID string, in dispatchRequest, adapt bool, code, nothing string) (compose.Post, []planned, error) {
+	var ps problems
+	post := checkPost(in.Post, &ps)
+	checkTargetIDs(in.TargetIDs, &ps)
+	custom := checkCustom(in.CustomMessage, &ps)
+	air, err := s.checkAIRequest(adapt, in.Overrides, in.TargetIDs, &ps)
+	if err != nil {
+		return post, nil, err
+	}
+	if len(ps) == 0 {
+		var plans []planned
+		if plans, ps, err = s.plan(ctx, siteID, post, custom, in.TargetIDs, air); err != nil || len(ps) == 0 {
+			return post, plans, err
+		}
+	}
+	return post, nil, apperr.Unprocessable(code, nothing+": "+ps[0].Field+": "+ps[0].Message+more(len(ps)), ps)
 }
 
 // enqueue sends delivery messages; what cannot be sent is a 503 that says
@@ -307,7 +360,7 @@ func more(n int) string {
 // plan loads the targets and their connections, composes each target's
 // text and runs its adapter's Validate. It returns every problem, per
 // target, in the order of ids.
-func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, custom string, ids []string) ([]planned, problems, error) {
+func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, custom string, ids []string, air aiRequest) ([]planned, problems, error) {
 	var ps problems
 	targets, err := s.d.Targets.GetMany(ctx, siteID, ids)
 	if err != nil {
@@ -354,17 +407,40 @@ func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, cus
 			ps.add(f, "target %q is on %s, which this deployment cannot publish to", t.Name, t.Platform)
 			continue
 		}
-		res := compose.Compose(compose.Input{Post: post, CustomMessage: custom, Defaults: t.Defaults}, compose.LimitOf(pub.Capabilities()))
+		lim := compose.LimitOf(pub.Capabilities())
+		res := compose.Compose(compose.Input{Post: post, CustomMessage: custom, Defaults: t.Defaults}, lim)
 		pp := platform.Post{
 			DeliveryID: ledger.DeliveryID(siteID, post.PostID, post.Revision, id),
 			Text:       res.Text, Link: res.Link, Title: post.Title, Media: slices.Clone(post.Media), Options: t.Defaults.Options,
 		}
-		for _, vp := range pub.Validate(pp) {
-			ps.add(f+"."+vp.Field, "%s", vp.Message)
+		var info *ledger.AIInfo
+		if text, ok := air.overrides[id]; ok {
+			pp.Text = strings.TrimSpace(text)
+			info = &ledger.AIInfo{Source: ledger.AIOverride, Settings: t.AI}
+			if n := lim.Count(pp.Text); !lim.Fits(pp.Text) {
+				ps.add("overrides."+id, "is %d characters as %s counts them (%s); the limit is %d%s", n, t.Platform, lim.Rule, lim.Max, byteCap(lim.MaxBytes))
+			}
+			for _, vp := range pub.Validate(pp) {
+				ps.add("overrides."+id+"."+vp.Field, "%s", vp.Message)
+			}
+		} else {
+			if air.adapt && t.AI.Enabled {
+				info = &ledger.AIInfo{Source: ledger.AIPending, Settings: t.AI}
+			}
+			for _, vp := range pub.Validate(pp) {
+				ps.add(f+"."+vp.Field, "%s", vp.Message)
+			}
 		}
-		plans = append(plans, planned{t: t, post: pp})
+		plans = append(plans, planned{t: t, post: pp, ai: info})
 	}
 	return plans, ps, nil
+}
+
+func byteCap(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and at most %d bytes", n)
 }
 
 func reason(r string) string {

@@ -117,6 +117,10 @@ func (s *memTargets) Create(ctx context.Context, siteID string, in target.Input)
 	if in.Active != nil {
 		t.Active = *in.Active
 	}
+	t.AI = target.DefaultAI
+	if in.AI != nil {
+		t.AI = *in.AI
+	}
 	if d := in.Defaults; d != nil {
 		if d.Options != nil {
 			t.Defaults.Options = *d.Options
@@ -179,6 +183,9 @@ func (s *memTargets) Update(ctx context.Context, siteID, id string, in target.In
 	if in.Name != nil {
 		t.Name = *in.Name
 	}
+	if in.AI != nil {
+		t.AI = *in.AI
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[siteID+"/"+id] = t
@@ -220,7 +227,7 @@ func (l *memLedger) CreateAll(_ context.Context, ds []ledger.NewDelivery) ([]led
 		}
 		d := ledger.Delivery{ID: id, SiteID: n.SiteID, PostID: n.PostID, Revision: n.Revision, TargetID: n.TargetID, ConnectionID: n.ConnectionID,
 			Platform: n.Platform, State: ledger.StateQueued, Text: n.Text, Link: n.Link, Title: n.Title, Media: n.Media, Options: n.Options,
-			RateLimitPerHour: n.RateLimitPerHour, CreatedAt: time.Unix(1_800_000_000, 0).UTC()}
+			RateLimitPerHour: n.RateLimitPerHour, AI: n.AI, CreatedAt: time.Unix(1_800_000_000, 0).UTC()}
 		l.m[n.SiteID+"/"+id] = d
 		out[i], created[i] = d, true
 		l.w.add("delivery")

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -41,6 +42,10 @@ type scheduleRequest struct {
 	CustomMessage string        `json:"customMessage"`
 	ScheduledFor  string        `json:"scheduledFor"`
 	Timezone      string        `json:"timezone"`
+	// RequestAIAssets and Overrides are as in a dispatch request; the
+	// text is adapted when the schedule fires.
+	RequestAIAssets bool              `json:"requestAiAssets"`
+	Overrides       map[string]string `json:"overrides"`
 }
 
 // schedulePatch is the body of PATCH /v1/schedules/{id}; absent fields
@@ -134,7 +139,7 @@ func newDeliveries(siteID string, post compose.Post, plans []planned) []ledger.N
 		news[i] = ledger.NewDelivery{
 			SiteID: siteID, PostID: post.PostID, Revision: post.Revision, TargetID: pl.t.ID, ConnectionID: pl.t.ConnectionID,
 			Platform: pl.t.Platform, Text: pl.post.Text, Link: pl.post.Link, Title: pl.post.Title, Media: pl.post.Media,
-			Options: pl.post.Options, RateLimitPerHour: pl.t.HourlyRateLimit,
+			Options: pl.post.Options, RateLimitPerHour: pl.t.HourlyRateLimit, AI: pl.ai,
 		}
 	}
 	return news
@@ -196,10 +201,14 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, p Princi
 	post := checkPost(in.Post, &ps)
 	checkTargetIDs(in.TargetIDs, &ps)
 	custom := checkCustom(in.CustomMessage, &ps)
+	air, err := s.checkAIRequest(in.RequestAIAssets, in.Overrides, in.TargetIDs, &ps)
+	if err != nil {
+		return err
+	}
 	if timeErr != nil || len(ps) > 0 {
 		return scheduleRejected(timeErr, ps)
 	}
-	plans, ps, err := s.plan(ctx, p.SiteID, post, custom, in.TargetIDs)
+	plans, ps, err := s.plan(ctx, p.SiteID, post, custom, in.TargetIDs, air)
 	if err != nil {
 		return err
 	}
@@ -209,6 +218,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, p Princi
 	noteAction(r, "schedule.create")
 	sch, ds, err := svc.Create(ctx, schedule.NewSchedule{
 		SiteID: p.SiteID, Post: post, TargetIDs: in.TargetIDs, CustomMessage: custom, When: when,
+		RequestAIAssets: air.adapt, Overrides: air.overrides,
 		Deliveries: newDeliveries(p.SiteID, post, plans),
 	})
 	if err != nil {
@@ -332,13 +342,22 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, p Princi
 		if in.CustomMessage != nil {
 			custom = checkCustom(*in.CustomMessage, &ps)
 		}
+		// The schedule's AI choices stay; an override of a target no
+		// longer in the list is dropped with it.
+		overrides := map[string]string{}
+		for id, text := range sch.Overrides {
+			if slices.Contains(ids, id) {
+				overrides[id] = text
+			}
+		}
+		air := aiRequest{adapt: sch.RequestAIAssets, overrides: overrides}
 		if timeErr == nil && len(ps) == 0 {
 			post, err := svc.Post(ctx, p.SiteID, sch.PostID, sch.Revision)
 			if err != nil {
 				return err
 			}
 			var plans []planned
-			if plans, ps, err = s.plan(ctx, p.SiteID, post, custom, ids); err != nil {
+			if plans, ps, err = s.plan(ctx, p.SiteID, post, custom, ids, air); err != nil {
 				return err
 			}
 			c.TargetIDs, c.CustomMessage, c.Deliveries = ids, &custom, newDeliveries(p.SiteID, post, plans)

@@ -105,6 +105,14 @@ type Deps struct {
 	// Schedules runs the schedule routes (shared/schedule.Service); they
 	// compose and validate with Targets, Connections and Publishers.
 	Schedules scheduleService
+	// AI runs POST /v1/ai/preview and GET /v1/ai/usage (shared/ai.Router).
+	// AIConfigured says whether any LLM provider is configured: without
+	// one, requestAiAssets is refused (422 ai_not_configured).
+	AI                    aiAdapter
+	AIConfigured          bool
+	AIDefaultBudgetMicros int64
+	// SiteSettings runs PATCH /v1/sites/{siteId} (shared/site.Store).
+	SiteSettings siteSettings
 }
 
 // Server is the API. Create it with New.
@@ -145,6 +153,7 @@ func New(d Deps) *Server {
 	s.addAnalyticsRoutes()
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
+	s.addAIRoutes()
 	return s
 }
 

@@ -124,6 +124,10 @@ func newRecord(id string, n NewDelivery, now time.Time) record {
 		Media: slices.Clone(n.Media), Options: maps.Clone(n.Options), RateLimitPerHour: n.RateLimitPerHour,
 		ScheduleID: n.ScheduleID, CreatedAt: now, UpdatedAt: now,
 	}, Version: 1}
+	if n.AI != nil {
+		info := *n.AI
+		r.AI = &info
+	}
 	if st == StateQueued {
 		r.QueuedAt, r.DueAt = &now, &now
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -253,6 +254,33 @@ func (j leaseJournal) Record(ctx context.Context, key, value string) error {
 			r.Journal = map[string]string{}
 		}
 		r.Journal[key] = value
+	})
+}
+
+// Adapt freezes the AI adaptation of the delivery before it is published:
+// its text, the alt texts generated for its media (by index; "" keeps the
+// media's own) and info, whose Source must no longer be AIPending. The
+// write is fenced like every lease write, so a retry, a redelivery or a
+// redrive publishes these words and never adapts again. It refuses a
+// delivery whose adaptation is already frozen.
+func (l *Lease) Adapt(ctx context.Context, text string, altTexts []string, info AIInfo) error {
+	if info.Source == "" || info.Source == AIPending {
+		return fmt.Errorf("adapt delivery %s: source %q is not a result", l.Delivery().ID, info.Source)
+	}
+	if cur := l.Delivery().AI; cur == nil || cur.Source != AIPending {
+		return fmt.Errorf("adapt delivery %s: its text is frozen already", l.Delivery().ID)
+	}
+	return l.write(ctx, func(r *record) {
+		r.Text = text
+		r.Media = slices.Clone(r.Media)
+		for i, alt := range altTexts {
+			if alt != "" && i < len(r.Media) && r.Media[i].AltText == "" {
+				r.Media[i].AltText = alt
+			}
+		}
+		now := l.store.now().UTC()
+		info.AdaptedAt = &now
+		r.AI = &info
 	})
 }
 

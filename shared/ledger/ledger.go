@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posse-dev/posse/shared/ai"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 )
@@ -136,9 +137,12 @@ type Delivery struct {
 	LastError        *ErrorInfo        `json:"lastError,omitempty" dynamodbav:"last_error,omitempty"`
 	NextAttemptAt    *time.Time        `json:"nextAttemptAt,omitempty" dynamodbav:"next_attempt_at,omitempty"`
 	ScheduleID       string            `json:"scheduleId,omitempty" dynamodbav:"schedule_id,omitempty"`
-	CreatedAt        time.Time         `json:"createdAt" dynamodbav:"created_at"`
-	UpdatedAt        time.Time         `json:"updatedAt" dynamodbav:"updated_at"`
-	SentAt           *time.Time        `json:"sentAt,omitempty" dynamodbav:"sent_at,omitempty"`
+	// AI is how the text was written when the dispatch asked for AI
+	// adaptation (requestAiAssets) or sent an override; nil otherwise.
+	AI        *AIInfo    `json:"ai,omitempty" dynamodbav:"ai,omitempty"`
+	CreatedAt time.Time  `json:"createdAt" dynamodbav:"created_at"`
+	UpdatedAt time.Time  `json:"updatedAt" dynamodbav:"updated_at"`
+	SentAt    *time.Time `json:"sentAt,omitempty" dynamodbav:"sent_at,omitempty"`
 }
 
 // NewDelivery is the input of CreateAll. Text is composed and fitted by the
@@ -152,6 +156,38 @@ type NewDelivery struct {
 	RateLimitPerHour                                 int
 	State                                            State // StateQueued (the default when empty) or StateScheduled
 	ScheduleID                                       string
+	// AI, when set, asks for the text to be adapted at the first claim
+	// (Source AIPending), or records an editor's override (AIOverride).
+	AI *AIInfo
+}
+
+// AI sources: how a delivery's text was written.
+const (
+	// AIPending: adaptation was asked for and has not run yet; the first
+	// claim runs it and freezes the result (Lease.Adapt) before publishing.
+	AIPending = "pending"
+	// AIGenerated: an LLM wrote the text.
+	AIGenerated = "ai"
+	// AIFallback: no LLM answer was usable (or the budget was spent); the
+	// deterministic text was published. Reason says why.
+	AIFallback = "fallback"
+	// AIOverride: the dispatch carried an editor's text for this target.
+	AIOverride = "override"
+)
+
+// AIInfo is the AI adaptation of one delivery. Once Source is no longer
+// AIPending it never changes: every attempt publishes the frozen text.
+type AIInfo struct {
+	Source string `json:"source" dynamodbav:"source"`
+	// Settings are the target's AI settings, frozen at dispatch.
+	Settings   ai.Settings `json:"settings" dynamodbav:"settings"`
+	Provider   string      `json:"provider,omitempty" dynamodbav:"provider,omitempty"`
+	Model      string      `json:"model,omitempty" dynamodbav:"model,omitempty"`
+	CostMicros int64       `json:"costMicros" dynamodbav:"cost_micros"`
+	Estimated  bool        `json:"estimated,omitempty" dynamodbav:"estimated,omitempty"`
+	Cached     bool        `json:"cached,omitempty" dynamodbav:"cached,omitempty"`
+	Reason     string      `json:"reason,omitempty" dynamodbav:"reason,omitempty"`
+	AdaptedAt  *time.Time  `json:"adaptedAt,omitempty" dynamodbav:"adapted_at,omitempty"`
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -72,6 +72,10 @@ type Schedule struct {
 	Revision      string   `dynamodbav:"revision"`
 	TargetIDs     []string `dynamodbav:"target_ids"`
 	CustomMessage string   `dynamodbav:"custom_message"`
+	// RequestAIAssets and Overrides are the AI choices of the request,
+	// kept so a change of targets composes the same way.
+	RequestAIAssets bool              `dynamodbav:"request_ai_assets,omitempty"`
+	Overrides       map[string]string `dynamodbav:"overrides,omitempty"`
 	// DeliveryIDs are the deliveries it creates, one per target, in the
 	// order of TargetIDs.
 	DeliveryIDs []string `dynamodbav:"delivery_ids"`

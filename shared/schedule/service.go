@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -199,7 +200,10 @@ type NewSchedule struct {
 	Post          compose.Post
 	TargetIDs     []string
 	CustomMessage string
-	When          When
+	// RequestAIAssets and Overrides are kept on the schedule (see Schedule).
+	RequestAIAssets bool
+	Overrides       map[string]string
+	When            When
 	// Deliveries are the composed and validated deliveries, one per target
 	// in the order of TargetIDs; Create sets their State and ScheduleID.
 	Deliveries []ledger.NewDelivery
@@ -240,6 +244,7 @@ func (s *Service) Create(ctx context.Context, n NewSchedule) (Schedule, []ledger
 	r := record{Schedule: Schedule{
 		ID: id, SiteID: n.SiteID, PostID: n.Post.PostID, Revision: n.Post.Revision,
 		TargetIDs: slices.Clone(n.TargetIDs), CustomMessage: n.CustomMessage, DeliveryIDs: ids,
+		RequestAIAssets: n.RequestAIAssets, Overrides: maps.Clone(n.Overrides),
 		State: StateScheduled, Version: 1, ScheduledFor: n.When.At.UTC(), Timezone: n.When.Zone, Resolution: n.When.Resolution,
 		SchedulerName: SchedulerName(id), Via: s.via(n.When.At), CreatedAt: now, UpdatedAt: now,
 	}, MaxVersion: 1}

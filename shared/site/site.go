@@ -41,10 +41,12 @@ const lastUsedEvery = time.Minute
 
 // Site is a CMS installation using POSSE.
 type Site struct {
-	ID        string    `json:"id" dynamodbav:"site_id"`
-	Name      string    `json:"name" dynamodbav:"name"`
-	Timezone  string    `json:"timezone" dynamodbav:"timezone"`
-	ReturnURL string    `json:"returnUrl" dynamodbav:"return_url"`
+	ID        string `json:"id" dynamodbav:"site_id"`
+	Name      string `json:"name" dynamodbav:"name"`
+	Timezone  string `json:"timezone" dynamodbav:"timezone"`
+	ReturnURL string `json:"returnUrl" dynamodbav:"return_url"`
+	// AI is the site's AI adaptation settings (PATCH /v1/sites/{siteId}).
+	AI        AI        `json:"ai" dynamodbav:"ai"`
 	CreatedAt time.Time `json:"createdAt" dynamodbav:"created_at"`
 }
 

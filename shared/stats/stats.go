@@ -5,7 +5,7 @@
 // Items:
 //
 //	PK=SITE#<site>#STATS  SK=<2006-01-02>#<platform>
-//	  sent, failed, retries, latency_sum_ms, latency_count
+//	  sent, failed, retries, latency_sum_ms, latency_count, ai_cost_micros
 package stats
 
 import (
@@ -50,6 +50,8 @@ type Event struct {
 	Sent, Failed, Retries int
 	// Latency, when positive, is added to the latency sum and counted once.
 	Latency time.Duration
+	// AICostMicros is what adapting the delivery's text cost, in micro-USD.
+	AICostMicros int64
 }
 
 func partition(siteID string) string { return "SITE#" + siteID + "#STATS" }
@@ -79,6 +81,7 @@ func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at t
 		add("latency_sum_ms", e.Latency.Milliseconds())
 		add("latency_count", 1)
 	}
+	add("ai_cost_micros", e.AICostMicros)
 	if len(adds) == 0 {
 		return nil
 	}
@@ -107,8 +110,10 @@ type Totals struct {
 	AvgLatencyMs int64 `json:"avgLatencyMs"`
 	// SuccessRate is sent / (sent + failed), 0 when both are 0.
 	SuccessRate float64 `json:"successRate"`
+	// TotalAICost is what AI adaptation cost, in USD.
+	TotalAICost float64 `json:"totalAiCost"`
 
-	latencySum, latencyCount int64
+	latencySum, latencyCount, aiCostMicros int64
 }
 
 func (t *Totals) add(o Totals) {
@@ -117,6 +122,7 @@ func (t *Totals) add(o Totals) {
 	t.Retries += o.Retries
 	t.latencySum += o.latencySum
 	t.latencyCount += o.latencyCount
+	t.aiCostMicros += o.aiCostMicros
 }
 
 func (t *Totals) finish() {
@@ -126,6 +132,7 @@ func (t *Totals) finish() {
 	if n := t.Sent + t.Failed; n > 0 {
 		t.SuccessRate = float64(t.Sent) / float64(n)
 	}
+	t.TotalAICost = float64(t.aiCostMicros) / 1e6
 }
 
 // PlatformTotals are one platform's totals over the range.
@@ -187,7 +194,8 @@ func (s *Store) Query(ctx context.Context, siteID string, from, to time.Time) (R
 				continue
 			}
 			t := Totals{Sent: int(number(it, "sent")), Failed: int(number(it, "failed")), Retries: int(number(it, "retries")),
-				latencySum: number(it, "latency_sum_ms"), latencyCount: number(it, "latency_count")}
+				latencySum: number(it, "latency_sum_ms"), latencyCount: number(it, "latency_count"),
+				aiCostMicros: number(it, "ai_cost_micros")}
 			if byDay[date] == nil {
 				byDay[date] = &Totals{}
 			}

@@ -89,3 +89,37 @@ func TestQueryRange(t *testing.T) {
 		}
 	}
 }
+
+func TestIntegrationAICost(t *testing.T) {
+	t.Parallel()
+	db := dynamodb.NewFromConfig(mototest.Config(t))
+	s := stats.New(db, mototest.Table(t, db))
+	ctx := context.Background()
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	for _, r := range []struct {
+		p platform.Name
+		e stats.Event
+	}{
+		{platform.X, stats.Event{Sent: 1, AICostMicros: 420}},
+		{platform.X, stats.Event{AICostMicros: 80}},
+		{platform.Bluesky, stats.Event{Sent: 1, AICostMicros: 1000}},
+		{platform.Bluesky, stats.Event{Sent: 1}},
+	} {
+		if err := s.Record(ctx, "site_ai", r.p, at, r.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := s.Query(ctx, "site_ai", at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.TotalAICost != 0.0015 {
+		t.Errorf("summary totalAiCost: got %v, want 0.0015", rep.Summary.TotalAICost)
+	}
+	if len(rep.ByPlatform) != 2 || rep.ByPlatform[0].TotalAICost != 0.001 || rep.ByPlatform[1].TotalAICost != 0.0005 {
+		t.Errorf("by platform: got %+v, want bluesky 0.001, x 0.0005", rep.ByPlatform)
+	}
+	if b, _ := json.Marshal(rep.Summary); !strings.Contains(string(b), `"totalAiCost":0.0015`) {
+		t.Errorf("summary JSON %s lacks totalAiCost", b)
+	}
+}

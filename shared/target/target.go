@@ -22,6 +22,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/posse-dev/posse/shared/ai"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
 )
@@ -90,11 +91,13 @@ type Target struct {
 	Defaults     Defaults      `json:"defaults" dynamodbav:"defaults"`
 	// HourlyRateLimit caps the deliveries published to this target per
 	// hour; 0 means only the platform's own limits apply.
-	HourlyRateLimit int       `json:"hourlyRateLimit" dynamodbav:"hourly_rate_limit"`
-	Active          bool      `json:"active" dynamodbav:"active"`
-	CreatedAt       time.Time `json:"createdAt" dynamodbav:"created_at"`
-	UpdatedAt       time.Time `json:"updatedAt" dynamodbav:"updated_at"`
-	Version         int64     `json:"-" dynamodbav:"version"`
+	HourlyRateLimit int `json:"hourlyRateLimit" dynamodbav:"hourly_rate_limit"`
+	// AI is how a dispatch with requestAiAssets adapts this target's text.
+	AI        ai.Settings `json:"ai" dynamodbav:"ai"`
+	Active    bool        `json:"active" dynamodbav:"active"`
+	CreatedAt time.Time   `json:"createdAt" dynamodbav:"created_at"`
+	UpdatedAt time.Time   `json:"updatedAt" dynamodbav:"updated_at"`
+	Version   int64       `json:"-" dynamodbav:"version"`
 }
 
 // DefaultsInput is the defaults of a create or update request. Nil fields
@@ -116,7 +119,15 @@ type Input struct {
 	Defaults        *DefaultsInput `json:"defaults"`
 	HourlyRateLimit *int           `json:"hourlyRateLimit"`
 	Active          *bool          `json:"active"`
+	// AI replaces the target's AI settings as a whole (DefaultAI on create
+	// when absent).
+	AI *ai.Settings `json:"ai"`
 }
+
+// DefaultAI is the AI settings of a target created without any: adapted
+// when a dispatch asks for it, up to 3 hashtags, alt text generated for
+// images that have none.
+var DefaultAI = ai.Settings{Enabled: true, MaxHashtags: 3, GenerateAltText: true}
 
 // apply writes in's given fields onto t, normalised, and returns every
 // problem, naming the field. create says whether t is new (connectionId and
@@ -159,6 +170,13 @@ func (in Input) apply(t *Target, create bool) []apperr.Problem {
 	}
 	if in.Active != nil {
 		t.Active = *in.Active
+	}
+	switch {
+	case in.AI != nil:
+		ps = append(ps, in.AI.Validate("ai")...)
+		t.AI = *in.AI
+	case create:
+		t.AI = DefaultAI
 	}
 	if d := in.Defaults; d != nil {
 		ps = append(ps, d.apply(&t.Defaults)...)

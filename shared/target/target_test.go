@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/posse-dev/posse/infra/local/mototest"
+	"github.com/posse-dev/posse/shared/ai"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/platform"
@@ -202,5 +203,35 @@ func TestCreateFailsWhenIDsCannotBeMade(t *testing.T) {
 	s := NewStore(nil, "t", conns{}, nil, func([]byte) (int, error) { return 0, errors.New("no entropy") })
 	if _, err := s.Create(context.Background(), "site_a", Input{ConnectionID: ptr("conn_x"), Name: ptr("x")}); err == nil || !strings.Contains(err.Error(), "generate target id") {
 		t.Errorf("Create: got %v, want the id error", err)
+	}
+}
+
+func TestInputAISettings(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		in        ai.Settings
+		wantField string
+	}{
+		{"tone over 200 characters", ai.Settings{Tone: strings.Repeat("a", 201)}, "ai.tone"},
+		{"too many hashtags", ai.Settings{MaxHashtags: 11}, "ai.maxHashtags"},
+		{"not a language tag", ai.Settings{Language: "not a language"}, "ai.language"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var tg Target
+			ps := Input{AI: &tt.in}.apply(&tg, false)
+			if len(ps) != 1 || ps[0].Field != tt.wantField {
+				t.Errorf("problems: got %+v, want one naming %s", ps, tt.wantField)
+			}
+		})
+	}
+	var created Target
+	if ps := (Input{ConnectionID: ptr("conn_a"), Name: ptr("x")}).apply(&created, true); len(ps) > 0 || created.AI != DefaultAI {
+		t.Errorf("created without ai: got %+v %+v, want DefaultAI", created.AI, ps)
+	}
+	kept := Target{AI: ai.Settings{Enabled: true, Tone: "dry"}}
+	if ps := (Input{Name: ptr("y")}).apply(&kept, false); len(ps) > 0 || kept.AI.Tone != "dry" {
+		t.Errorf("an update without ai changed it: got %+v", kept.AI)
 	}
 }

@@ -1,0 +1,115 @@
+// Package worker is the wiring the back-office functions (dispatch, sweep,
+// refresh) share, so each main stays a few lines: configuration read and
+// checked once, the logger, the AWS clients, the platform secret, a vault
+// that opens and seals credentials, the platform adapters and the
+// connection refresher; and the dispatcher configuration dispatch and
+// sweep both start from.
+//
+// It reads nothing itself: main passes os.Getenv, as to config.Load.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/posse-dev/posse/shared/config"
+	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/dispatch"
+	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/platform/registry"
+	"github.com/posse-dev/posse/shared/ratelimit"
+	"github.com/posse-dev/posse/shared/stats"
+	"github.com/posse-dev/posse/shared/vault"
+)
+
+// Options say what one function needs.
+type Options struct {
+	// Function names the function in every log line.
+	Function string
+	// Require lists the settings the function cannot run without
+	// (config.Config.Require names), besides POSSE_KMS_KEY_ID.
+	Require []string
+	// HTTPTimeout bounds one platform request (default 20 s); keep it well
+	// below the function's timeout and the refresh lease.
+	HTTPTimeout time.Duration
+}
+
+// Worker is what the back-office functions are built from.
+type Worker struct {
+	Config   config.Config
+	Dispatch config.Dispatch
+	Log      *slog.Logger
+	AWS      aws.Config
+	DB       *dynamodb.Client
+	// HTTP is the one client every platform adapter and OAuth call shares.
+	HTTP      *http.Client
+	Adapters  *registry.Registry
+	Refresher *connection.Refresher
+}
+
+// New reads and checks the configuration with getenv, loads the AWS
+// configuration and the platform secret, and builds the clients. An error
+// names what is missing or wrong; main fails the cold start with it.
+func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Require(append([]string{"POSSE_KMS_KEY_ID"}, o.Require...)...); err != nil {
+		return nil, err
+	}
+	dc, err := config.LoadDispatch(getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := logging.New(os.Stdout, cfg.LogLevel, o.Function)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
+		return nil, err
+	}
+	// Opens credentials, and seals them again when a token is refreshed.
+	v, err := vault.New(kms.NewFromConfig(awsCfg), vault.Config{KeyID: cfg.KMSKeyID, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	timeout := o.HTTPTimeout
+	if timeout <= 0 {
+		timeout = 20 * time.Second
+	}
+	w := &Worker{Config: cfg, Dispatch: dc, Log: log, AWS: awsCfg, DB: dynamodb.NewFromConfig(awsCfg), HTTP: &http.Client{Timeout: timeout}}
+	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP})
+	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, log); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// DispatchConfig is the dispatcher configuration dispatch and sweep share:
+// the ledger and its policy, credentials, adapters, limits, statistics and
+// the dispatch queue. Callers add what only they use.
+func (w *Worker) DispatchConfig() dispatch.Config {
+	dc := w.Dispatch
+	return dispatch.Config{
+		Ledger:   ledger.NewStore(w.DB, w.Config.Table, nil),
+		Policy:   ledger.Policy{MaxAttempts: dc.MaxAttempts, Lease: dc.Lease, BackoffBase: dc.BackoffBase, BackoffMax: dc.BackoffMax},
+		Accounts: w.Refresher, Publishers: w.Adapters,
+		Limiter: ratelimit.New(w.DB, w.Config.Table, nil), Stats: stats.New(w.DB, w.Config.Table),
+		Queue: sqs.NewFromConfig(w.AWS), QueueURL: w.Config.DispatchQueueURL,
+		Logger: w.Log,
+	}
+}

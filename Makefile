@@ -89,8 +89,8 @@ test-unit: ## Unit tests only (integration tests skip without moto)
 	go test ./...
 
 .PHONY: bench
-bench: venv rie ## Benchmarks, as ratios against floors measured in the same run
-	POSSE_RIE=$(abspath $(RIE)) go run ./infra/bench
+bench: venv rie ## Benchmarks, as ratios against floors measured in the same run (BENCH_ARGS=-only=ai,pipeline for some parts)
+	POSSE_RIE=$(abspath $(RIE)) go run ./infra/bench $(BENCH_ARGS)
 
 # ------------------------------------------------------------------ deploy
 .PHONY: deploy

@@ -21,13 +21,16 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,13 +56,19 @@ type result struct {
 }
 
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline); empty: all")
+	flag.Parse()
+	var only []string
+	if *onlyFlag != "" {
+		only = strings.Split(*onlyFlag, ",")
+	}
+	if err := run(context.Background(), os.Stdout, only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer) error {
+func run(ctx context.Context, out io.Writer, only []string) error {
 	root, err := lambdaenv.RepoRoot(".")
 	if err != nil {
 		return err
@@ -75,32 +84,27 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	defer srv.Close()
 
+	parts := []struct {
+		name string
+		run  func() ([]result, error)
+	}{
+		{"cold", func() ([]result, error) { return coldStarts(ctx, root, tmp, srv) }},
+		{"size", func() ([]result, error) { return binarySizes(ctx, root, tmp) }},
+		{"vault", func() ([]result, error) { return vaultEconomy(ctx, srv) }},
+		{"ai", func() ([]result, error) { return aiAdaptation(ctx, srv) }},
+		{"pipeline", func() ([]result, error) { return pipeline(ctx, root, tmp) }},
+	}
 	var results []result
-	cold, err := coldStarts(ctx, root, tmp, srv)
-	if err != nil {
-		return err
+	for _, p := range parts {
+		if len(only) > 0 && !slices.Contains(only, p.name) {
+			continue
+		}
+		r, err := p.run()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		results = append(results, r...)
 	}
-	results = append(results, cold...)
-	sizes, err := binarySizes(ctx, root, tmp)
-	if err != nil {
-		return err
-	}
-	results = append(results, sizes...)
-	v, err := vaultEconomy(ctx, srv)
-	if err != nil {
-		return err
-	}
-	results = append(results, v...)
-	a, err := aiAdaptation(ctx, srv)
-	if err != nil {
-		return err
-	}
-	results = append(results, a...)
-	pl, err := pipeline(ctx, root, tmp)
-	if err != nil {
-		return err
-	}
-	results = append(results, pl...)
 
 	fmt.Fprintf(out, "%-44s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
 	for _, r := range results {

@@ -15,6 +15,15 @@ GOOS          ?= linux
 GO_LDFLAGS    := -s -w -X github.com/posse-dev/posse/shared/config.Version=$(VERSION)
 GO_BUILD      := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) go build -tags lambda.norpc -trimpath -ldflags='$(GO_LDFLAGS)'
 FUZZTIME      ?= 10s
+# The Go vulnerability database govulncheck reads, as files: the module
+# proxy serves golang.org/x/vulndb (its data/osv holds the OSV entries) and
+# its cmd/indexdb builds the database. Pinned, so the check is reproducible;
+# to refresh it, set the newest pseudo-version from
+# `go list -m -versions golang.org/x/vulndb` or `go list -m golang.org/x/vulndb@latest`.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB        := $(LOCAL)/vulndb/$(VULNDB_VERSION)
+# Packages with concurrency of their own, run under the race detector.
+RACE_PKGS     := ./shared/ledger/... ./shared/dispatch/... ./shared/connection/... ./shared/vault/... ./shared/ai/... ./shared/llm/...
 # The Go toolchain the bootstraps are built with: its standard library ships in
 # every bootstrap, so it is pinned here (and in go.mod's go line) to a release
 # without known vulnerabilities. The go command fetches it from the module proxy.
@@ -78,9 +87,26 @@ lint: venv ## gofmt check, go vet, cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --template template.yaml
 
+$(VULNDB)/index/db.json:
+	@dir=$$(go mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	  rm -rf $(VULNDB) && go run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns $$dir/data/osv -out $(VULNDB)
+
+.PHONY: vuln
+vuln: $(VULNDB)/index/db.json ## govulncheck against the pinned vulnerability database (offline)
+	go tool govulncheck -db file://$(abspath $(VULNDB)) ./...
+
+.PHONY: staticcheck
+staticcheck: ## staticcheck (pinned in go.mod)
+	go tool staticcheck ./...
+
+.PHONY: race
+race: venv ## The packages with concurrency of their own under the race detector
+	POSSE_INTEGRATION=1 go test -race -count=1 $(RACE_PKGS)
+
 .PHONY: test
-test: venv rie lint ## Everything: lint, unit + integration tests (moto, RIE, simulator), a short fuzz run, sam build (arm64)
+test: venv rie lint staticcheck vuln ## Everything: lint, staticcheck, govulncheck, unit + integration tests (moto, RIE, simulator), race, a short fuzz run, sam build (arm64)
 	POSSE_INTEGRATION=1 POSSE_RIE=$(abspath $(RIE)) go test -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory race
 	go test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime $(FUZZTIME) ./shared/text
 	$(MAKE) --no-print-directory sam-build
 

@@ -12,7 +12,6 @@ package platformsim
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -416,6 +415,3 @@ func mediaBytes(name string) (string, []byte) {
 }
 
 func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
-
-// errorf formats an error message.
-func errorf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

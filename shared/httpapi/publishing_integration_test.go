@@ -416,7 +416,7 @@ func TestDispatchAgainstMoto(t *testing.T) {
 		t.Fatalf("dispatch: got %+v", first)
 	}
 	x := first.Deliveries[0]
-	if x.Text != "Launch\n\nBig news\n\nhttps://alpha.example/launch?utm_medium=social&utm_source=posse\n\n#posse" || x.State != ledger.StateQueued || x.Options != nil && len(x.Options) != 0 {
+	if x.Text != "Launch\n\nBig news\n\nhttps://alpha.example/launch?utm_medium=social&utm_source=posse\n\n#posse" || x.State != ledger.StateQueued || len(x.Options) != 0 {
 		t.Errorf("X delivery: got %+v", x)
 	}
 	if m := first.Deliveries[1]; m.Platform != platform.Mastodon || m.Options["visibility"] != "unlisted" {

@@ -234,7 +234,7 @@ func (e *Evaluator) call(fn string, arg any) (any, error) {
 	case "Ref":
 		name, ok := arg.(string)
 		if !ok {
-			return nil, fmt.Errorf("Ref wants a name, got %T", arg)
+			return nil, fmt.Errorf("!Ref wants a name, got %T", arg)
 		}
 		return e.ref(name)
 	case "Condition":
@@ -362,11 +362,11 @@ func (e *Evaluator) ref(name string) (any, error) {
 		return nil, ErrNoValue
 	}
 	if e.opts.Resources == nil {
-		return nil, fmt.Errorf("Ref %s: no resource resolver", name)
+		return nil, fmt.Errorf("!Ref %s: no resource resolver", name)
 	}
 	v, err := e.opts.Resources.Ref(name)
 	if err != nil {
-		return nil, fmt.Errorf("Ref %s: %w", name, err)
+		return nil, fmt.Errorf("!Ref %s: %w", name, err)
 	}
 	return v, nil
 }

@@ -141,7 +141,7 @@ func (d *deployer) function(ctx context.Context, r *samtemplate.Resource) (Funct
 	} else if ok {
 		n, valid := samtemplate.Int(v)
 		if !valid {
-			return f, fmt.Errorf("Timeout %v is not a number", v)
+			return f, fmt.Errorf("the function's Timeout %v is not a number", v)
 		}
 		f.Timeout = time.Duration(n) * time.Second
 	}

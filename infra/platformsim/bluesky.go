@@ -220,6 +220,10 @@ func (s *Server) bskyIssue(a *Account) map[string]any {
 	}
 }
 
+// bskySessionsPerDay is createSession's limit per account, as a recorded
+// answer gives it (RateLimit-Policy: 10;w=86400).
+const bskySessionsPerDay = 10
+
 func (s *Server) bskyCreateSession(w http.ResponseWriter, r *http.Request) {
 	slowFault(s, r, bskyName)
 	if s.bskyGenericFault(w) {
@@ -239,7 +243,27 @@ func (s *Server) bskyCreateSession(w http.ResponseWriter, r *http.Request) {
 		bskyErr(w, http.StatusUnauthorized, "AuthenticationRequired", "Invalid identifier or password")
 		return
 	}
-	s.bskyRateHeaders(w, 30, 29, 5*time.Minute, s.now().Add(5*time.Minute))
+	// The recorded policy: 10 sessions a day per account
+	// (RateLimit-Policy: 10;w=86400), counted in fixed UTC days.
+	day := s.now().UTC().Truncate(24 * time.Hour)
+	used := 0
+	s.with(func(st map[string]any) {
+		k := "bluesky|sessions|" + a.ID + "|" + day.Format("2006-01-02")
+		used, _ = st[k].(int)
+		if used < bskySessionsPerDay {
+			used++
+			st[k] = used
+		} else {
+			used = bskySessionsPerDay + 1
+		}
+	})
+	reset := day.Add(24 * time.Hour)
+	if used > bskySessionsPerDay {
+		s.bskyRateHeaders(w, bskySessionsPerDay, 0, 24*time.Hour, reset)
+		bskyErr(w, http.StatusTooManyRequests, "RateLimitExceeded", "Rate Limit Exceeded")
+		return
+	}
+	s.bskyRateHeaders(w, bskySessionsPerDay, bskySessionsPerDay-used, 24*time.Hour, reset)
 	writeJSON(w, http.StatusOK, s.bskyIssue(a))
 }
 
@@ -593,7 +617,8 @@ func (s *Server) bskyCreateRecord(w http.ResponseWriter, r *http.Request) {
 		dropConnection(w)
 		return
 	}
-	s.bskyRateHeaders(w, 5000, 4997, time.Hour, s.now().Add(time.Hour))
+	// The recorded createRecord policy: 3,000 per 5 minutes.
+	s.bskyRateHeaders(w, 3000, 2997, 5*time.Minute, s.now().Add(5*time.Minute))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"uri": uri, "cid": rec.CID, "commit": map[string]string{"cid": s.bskyCID("bafyrei"), "rev": s.bskyTID()},
 		"validationStatus": "valid",

@@ -25,6 +25,12 @@ func init() { platformRoutes = append(platformRoutes, (*Server).routesX) }
 // pay-per-use credits ran out.
 const FaultCreditsDepleted FaultKind = "credits_depleted"
 
+// FaultUserCap24h makes X answer 429 because the user's 24-hour post cap is
+// used up (x-user-limit-24hour-remaining: 0, reset ResetSeconds ahead)
+// while the 15-minute window still has room, as X does: it sends every
+// window's headers on every answer.
+const FaultUserCap24h FaultKind = "user_cap_24h"
+
 const (
 	xName          = "x"
 	xCodeTTL       = 30 * time.Second
@@ -128,7 +134,7 @@ func (s *Server) xAPI(w http.ResponseWriter, r *http.Request, write bool) *Accou
 	slowFault(s, r, xName)
 	kinds := []FaultKind{FaultExpiredToken, FaultRateLimit}
 	if write {
-		kinds = append(kinds, FaultServerError, FaultCreditsDepleted)
+		kinds = append(kinds, FaultServerError, FaultCreditsDepleted, FaultUserCap24h)
 	}
 	if f := s.takeFault(xName, kinds...); f != nil {
 		switch f.Kind {
@@ -140,6 +146,12 @@ func (s *Server) xAPI(w http.ResponseWriter, r *http.Request, write bool) *Accou
 		case FaultServerError:
 			st := f.status(http.StatusServiceUnavailable)
 			xProblem(w, st, http.StatusText(st), http.StatusText(st), "about:blank")
+		case FaultUserCap24h:
+			s.xRateHeaders(w, 99, s.now().Add(15*time.Minute))
+			w.Header().Set("x-user-limit-24hour-limit", "17")
+			w.Header().Set("x-user-limit-24hour-remaining", "0")
+			w.Header().Set("x-user-limit-24hour-reset", strconv.FormatInt(s.now().Add(f.resetAfter()).Unix(), 10))
+			xProblem(w, http.StatusTooManyRequests, "Too Many Requests", "Too Many Requests", "about:blank")
 		case FaultCreditsDepleted:
 			xProblem(w, http.StatusPaymentRequired, "CreditsDepleted",
 				"Your enrolled account does not have any credits to fulfill this request.",

@@ -363,3 +363,26 @@ func TestUnexpectedResponses(t *testing.T) {
 		})
 	}
 }
+
+// createSession is limited to ten a day per account (a recorded answer's
+// RateLimit-Policy: 10;w=86400): the eleventh login is rate limited until
+// the day's reset, so nothing may log in per post or per refresh.
+func TestLoginIsLimitedToTenADay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range 10 {
+		if _, err := e.ad.Login(ctx, "alice.test", alicePass); err != nil {
+			t.Fatalf("login %d: %v", i+1, err)
+		}
+	}
+	_, err := e.ad.Login(ctx, "alice.test", alicePass)
+	ae, ok := apperr.As(err)
+	if !ok || ae.Kind != apperr.KindRateLimited {
+		t.Fatalf("eleventh login: got %v, want rate limited", err)
+	}
+	dayEnd := t0.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if want := dayEnd.Sub(t0); ae.RetryAfter < want-time.Second || ae.RetryAfter > want+time.Second {
+		t.Errorf("eleventh login: RetryAfter %v, want about %v (the day's reset)", ae.RetryAfter, want)
+	}
+}

@@ -27,8 +27,11 @@ type Session struct {
 // Login starts a session with com.atproto.server.createSession on the
 // configured BaseURL. identifier is a handle or DID; appPassword an app
 // password. A wrong identifier or password is an invalid error with code
-// "bluesky.bad_credentials". createSession is heavily rate limited (30 per
-// 5 min, 300 per day per account): never log in per post.
+// "bluesky.bad_credentials". createSession is heavily rate limited (a
+// recorded answer gives RateLimit-Policy: 10;w=86400, ten a day per
+// account): only connecting an account logs in; publishing and refreshing
+// use the session's JWTs, and a dead refresh JWT marks the connection
+// broken rather than logging in again.
 func (a *Adapter) Login(ctx context.Context, identifier, appPassword string) (Session, error) {
 	body, err := json.Marshal(map[string]string{"identifier": identifier, "password": appPassword})
 	if err != nil {

@@ -38,11 +38,12 @@ func ISOReset(h http.Header, name string) (time.Time, bool) {
 	return t, true
 }
 
-// UntilReset is the wait from now until reset, rounded to the second; a
-// reset already past waits one second.
+// UntilReset is the wait from now until reset, rounded up to the second
+// (Mastodon's reset has microseconds: rounding to the nearest second could
+// retry before it); a reset already past waits one second.
 func UntilReset(reset, now time.Time) time.Duration {
 	if d := reset.Sub(now); d > 0 {
-		return d.Round(time.Second)
+		return ((d + time.Second - 1) / time.Second) * time.Second
 	}
 	return time.Second
 }

@@ -62,8 +62,9 @@ func TestUntilReset(t *testing.T) {
 		reset time.Time
 		want  time.Duration
 	}{
-		{now.Add(90*time.Second + 400*time.Millisecond), 90 * time.Second},
+		{now.Add(90*time.Second + 400*time.Millisecond), 91 * time.Second}, // rounded up: never before the reset
 		{now.Add(90*time.Second + 600*time.Millisecond), 91 * time.Second},
+		{now.Add(90 * time.Second), 90 * time.Second},
 		{now, time.Second},
 		{now.Add(-time.Hour), time.Second},
 	}
@@ -71,6 +72,24 @@ func TestUntilReset(t *testing.T) {
 		if got := platformhttp.UntilReset(tc.reset, now); got != tc.want {
 			t.Errorf("UntilReset(now%+v): got %v, want %v", tc.reset.Sub(now), got, tc.want)
 		}
+	}
+}
+
+// Mastodon's X-RateLimit-Reset carries microseconds: the wait must end at
+// or after it, never up to half a second before.
+func TestUntilResetMicroseconds(t *testing.T) {
+	t.Parallel()
+	reset, err := time.Parse(time.RFC3339Nano, "2026-11-20T10:05:00.290597Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	got := platformhttp.UntilReset(reset, now)
+	if now.Add(got).Before(reset) {
+		t.Errorf("UntilReset: got %v, which ends %v before the reset", got, reset.Sub(now.Add(got)))
+	}
+	if got != 301*time.Second {
+		t.Errorf("UntilReset: got %v, want 5m1s", got)
 	}
 }
 

@@ -449,7 +449,14 @@ func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *
 		e.RetryAfter = a.resetWait(h, "x-app-limit-24hour-reset", "x-user-limit-24hour-reset", "x-rate-limit-reset")
 	case status == http.StatusTooManyRequests:
 		e.Kind, e.Code = apperr.KindRateLimited, "x.rate_limited"
-		e.RetryAfter = a.resetWait(h, "x-rate-limit-reset", "x-user-limit-24hour-reset", "x-app-limit-24hour-reset")
+		if wait, window, ok := a.exhaustedWait(h); ok {
+			e.RetryAfter = wait
+			if window != "x-rate-limit" {
+				e.Code = "x.daily_cap"
+			}
+		} else {
+			e.RetryAfter = a.resetWait(h, "x-rate-limit-reset", "x-user-limit-24hour-reset", "x-app-limit-24hour-reset")
+		}
 	case status == http.StatusForbidden && (strings.Contains(strings.ToLower(msg), "duplicate") || pcode == "187"):
 		e.Code = "x.duplicate"
 	case status >= 500:
@@ -460,6 +467,35 @@ func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *
 	e.Retryable = e.Kind == apperr.KindRateLimited || e.Kind == apperr.KindTransient
 	e.PlatformCode = pcode
 	return errs.Annotate(e, status, body)
+}
+
+// xWindows are X's rate-limit windows, each answered as <name>-remaining
+// and <name>-reset on every answer: the 15-minute window, the user's and
+// the app's 24-hour caps.
+var xWindows = []string{"x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"}
+
+// exhaustedWait is the wait a 429 asks for: until the reset of the window
+// whose remaining is 0 (the latest, when several are), and that window's
+// name. X sends every window's headers on every answer, so the 15-minute
+// reset alone would retry a capped account every 15 minutes for a day. ok
+// is false when no window says it is used up.
+func (a *Adapter) exhaustedWait(h http.Header) (time.Duration, string, bool) {
+	var (
+		wait   time.Duration
+		window string
+	)
+	for _, w := range xWindows {
+		if strings.TrimSpace(h.Get(w+"-remaining")) != "0" {
+			continue
+		}
+		if t, ok := platformhttp.EpochReset(h, w+"-reset"); ok && t.Unix() > 0 && t.Sub(a.clock.Now()) > wait {
+			wait, window = t.Sub(a.clock.Now()), w
+		}
+	}
+	if window == "" {
+		return 0, "", false
+	}
+	return max(wait, time.Second), window, true
 }
 
 // resetWait is the time until the first reset header present (Unix epoch

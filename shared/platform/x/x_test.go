@@ -144,6 +144,9 @@ func TestErrors(t *testing.T) {
 	}{
 		{"rate limited", platformsim.Fault{Kind: platformsim.FaultRateLimit, ResetSeconds: 120}, "", apperr.KindRateLimited, "x.rate_limited", 120 * time.Second, 0},
 		{"credits depleted", platformsim.Fault{Kind: platformsim.FaultCreditsDepleted}, "", apperr.KindRateLimited, "x.credits_depleted", time.Hour, 0},
+		// X sends the 15-minute window's headers on every answer; the
+		// user's 24-hour cap is what is used up here.
+		{"24-hour user cap", platformsim.Fault{Kind: platformsim.FaultUserCap24h, ResetSeconds: 20_000}, "", apperr.KindRateLimited, "x.daily_cap", 20_000 * time.Second, 0},
 		{"server error on the post", platformsim.Fault{Kind: platformsim.FaultServerError}, "", apperr.KindAmbiguous, "x.server_error", 0, 0},
 		{"server error on an upload", platformsim.Fault{Kind: platformsim.FaultServerError}, "a.jpg", apperr.KindTransient, "x.server_error", 0, 0},
 		{"expired token", platformsim.Fault{Kind: platformsim.FaultExpiredToken}, "", apperr.KindReconnect, "x.unauthorized", 0, 0},

@@ -22,10 +22,11 @@ import (
 
 // addPublishing wires the publishing routes into d: targets, dispatch
 // (snapshots, the ledger, the adapters' validation, the dispatch queue),
-// deliveries, queue operations on the dispatch queue and its DLQ,
+// deliveries, queue operations on the dispatch queue and its DLQ (the
+// DLQ's ARN names it to SQS's message move tasks),
 // Idempotency-Key answers, the audit log and analytics. It does no I/O.
 func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Client, conns *connection.Service, d *httpapi.Deps) error {
-	if err := cfg.Require("POSSE_DISPATCH_QUEUE_URL", "POSSE_DISPATCH_DLQ_URL"); err != nil {
+	if err := cfg.Require("POSSE_DISPATCH_QUEUE_URL", "POSSE_DISPATCH_DLQ_URL", "POSSE_DISPATCH_DLQ_ARN"); err != nil {
 		return err
 	}
 	deliveries := ledger.NewStore(db, cfg.Table, nil)
@@ -36,7 +37,7 @@ func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Clie
 	d.Deliveries = deliveries
 	d.Snapshots = compose.NewSnapshots(db, cfg.Table, nil)
 	d.Publishers = adapters
-	d.Queue = queue.New(queue.Config{SQS: queues, DispatchURL: cfg.DispatchQueueURL, DLQURL: cfg.DispatchDLQURL, Deliveries: deliveries})
+	d.Queue = queue.New(queue.Config{SQS: queues, DispatchURL: cfg.DispatchQueueURL, DLQURL: cfg.DispatchDLQURL, DLQARN: cfg.DispatchDLQARN, Deliveries: deliveries})
 	d.Idempotency = idempotency.NewStore(db, cfg.Table, nil, nil)
 	d.Audit = audit.NewStore(db, cfg.Table, audit.DefaultRetention, nil, nil)
 	d.Analytics = stats.New(db, cfg.Table)

@@ -3,6 +3,7 @@ package templatecheck
 import (
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,5 +186,107 @@ func TestQueuesAreRedriveSafe(t *testing.T) {
 		if v := get(root, "Resources", id, "Properties", "SqsManagedSseEnabled"); v == nil || v.Value != "true" {
 			t.Errorf("%s: SSE is not on", id)
 		}
+	}
+}
+
+// grant is one Allow statement of a function's inline policies: its actions
+// and resources, each resource as written ("!GetAtt DispatchDLQ.Arn").
+type grant struct {
+	actions, resources []string
+}
+
+// grants returns the statements of fn's inline policies, those under an
+// !If included.
+func grants(fn *yaml.Node) []grant {
+	var out []grant
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil {
+			return
+		}
+		if n.Kind == yaml.MappingNode && get(n, "Effect") != nil {
+			g := grant{actions: scalars(get(n, "Action"))}
+			res := get(n, "Resource")
+			if res != nil && res.Kind == yaml.SequenceNode {
+				for _, r := range res.Content {
+					g.resources = append(g.resources, strings.TrimSpace(r.Tag+" "+r.Value))
+				}
+			} else if res != nil {
+				g.resources = []string{strings.TrimSpace(res.Tag + " " + res.Value)}
+			}
+			out = append(out, g)
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	for _, p := range get(fn, "Properties", "Policies").Content {
+		walk(get(p, "Statement"))
+	}
+	return out
+}
+
+// TestMoveTaskPermissionsAreExactlyTheConsoleRedrives: the api function may
+// run the dispatch DLQ's message move tasks (/v1/queue/move-task) with the
+// minimum permissions SQS documents for DLQ redrive, on the DLQ alone; no
+// other function may start, list or cancel a move task.
+func TestMoveTaskPermissionsAreExactlyTheConsoleRedrives(t *testing.T) {
+	t.Parallel()
+	root := load(t)
+	isMove := func(a string) bool { return strings.Contains(strings.ToLower(a), "messagemovetask") }
+	onDLQ := map[string]bool{}
+	for _, g := range grants(get(root, "Resources", "ApiFunction")) {
+		for _, a := range g.actions {
+			if strings.Contains(a, "*") && strings.HasPrefix(strings.ToLower(a), "sqs:") {
+				t.Errorf("ApiFunction grants %q: name SQS actions one by one", a)
+			}
+			if isMove(a) && (len(g.resources) != 1 || g.resources[0] != "!GetAtt DispatchDLQ.Arn") {
+				t.Errorf("ApiFunction grants %s on %v, want on the dispatch DLQ only", a, g.resources)
+			}
+		}
+		for _, r := range g.resources {
+			if r == "!GetAtt DispatchDLQ.Arn" {
+				for _, a := range g.actions {
+					onDLQ[a] = true
+				}
+			}
+		}
+	}
+	// Start: StartMessageMoveTask, ReceiveMessage, DeleteMessage,
+	// GetQueueAttributes on the DLQ; cancel: CancelMessageMoveTask and the
+	// same three; list: ListMessageMoveTasks, GetQueueAttributes.
+	want := []string{"sqs:CancelMessageMoveTask", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ListMessageMoveTasks",
+		"sqs:ReceiveMessage", "sqs:StartMessageMoveTask"}
+	var got []string
+	for a := range onDLQ {
+		got = append(got, a)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ApiFunction's actions on the dispatch DLQ: got %v, want exactly %v", got, want)
+	}
+	// ... and SendMessage on the destination, the dispatch queue.
+	var sends bool
+	for _, p := range get(root, "Resources", "ApiFunction", "Properties", "Policies").Content {
+		if q := get(p, "SQSSendMessagePolicy", "QueueName"); q != nil && q.Value == "DispatchQueue.QueueName" {
+			sends = true
+		}
+	}
+	if !sends {
+		t.Error("ApiFunction cannot send to the dispatch queue: a move task back to source needs sqs:SendMessage there")
+	}
+	for _, id := range resources(root, "AWS::Serverless::Function") {
+		if id == "ApiFunction" {
+			continue
+		}
+		for _, s := range scalars(get(root, "Resources", id, "Properties", "Policies")) {
+			if isMove(s) {
+				t.Errorf("%s's policies grant %s: only the api function runs move tasks", id, s)
+			}
+		}
+	}
+	if v := get(root, "Resources", "ApiFunction", "Properties", "Environment", "Variables", "POSSE_DISPATCH_DLQ_ARN"); v == nil || v.Value != "DispatchDLQ.Arn" {
+		t.Errorf("ApiFunction's POSSE_DISPATCH_DLQ_ARN: got %v, want !GetAtt DispatchDLQ.Arn", scalars(v))
 	}
 }

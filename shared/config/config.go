@@ -27,6 +27,7 @@ type Config struct {
 	DispatchQueueURL string // POSSE_DISPATCH_QUEUE_URL
 	DispatchQueueARN string // POSSE_DISPATCH_QUEUE_ARN (schedule targets)
 	DispatchDLQURL   string // POSSE_DISPATCH_DLQ_URL
+	DispatchDLQARN   string // POSSE_DISPATCH_DLQ_ARN (message move tasks)
 	WebhookQueueURL  string // POSSE_WEBHOOK_QUEUE_URL
 	KMSKeyID         string // POSSE_KMS_KEY_ID: key id, ARN or alias
 	ScheduleGroup    string // POSSE_SCHEDULE_GROUP
@@ -90,6 +91,7 @@ type Config struct {
 var (
 	envNames = map[string]bool{"local": true, "dev": true, "prod": true}
 	hexHash  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	sqsARN   = regexp.MustCompile(`^arn:[a-z-]+:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$`)
 )
 
 // Load reads the configuration with getenv (os.Getenv in mains, a map in
@@ -102,6 +104,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DispatchQueueURL: getenv("POSSE_DISPATCH_QUEUE_URL"),
 		DispatchQueueARN: getenv("POSSE_DISPATCH_QUEUE_ARN"),
 		DispatchDLQURL:   getenv("POSSE_DISPATCH_DLQ_URL"),
+		DispatchDLQARN:   getenv("POSSE_DISPATCH_DLQ_ARN"),
 		WebhookQueueURL:  getenv("POSSE_WEBHOOK_QUEUE_URL"),
 		KMSKeyID:         getenv("POSSE_KMS_KEY_ID"),
 		ScheduleGroup:    getenv("POSSE_SCHEDULE_GROUP"),
@@ -146,6 +149,9 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("config: %s must be an http(s) URL, got %q", name, v))
 		}
 	}
+	if c.DispatchDLQARN != "" && !sqsARN.MatchString(c.DispatchDLQARN) {
+		errs = append(errs, fmt.Errorf("config: POSSE_DISPATCH_DLQ_ARN must be an SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>), got %q", c.DispatchDLQARN))
+	}
 	if c.AdminKeySHA256 != "" && !hexHash.MatchString(c.AdminKeySHA256) {
 		errs = append(errs, errors.New("config: POSSE_ADMIN_KEY_SHA256 must be 64 lowercase hex characters (the SHA-256 of the admin key)"))
 	}
@@ -187,6 +193,7 @@ func (c Config) Require(names ...string) error {
 		"POSSE_DISPATCH_QUEUE_URL": c.DispatchQueueURL,
 		"POSSE_DISPATCH_QUEUE_ARN": c.DispatchQueueARN,
 		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
+		"POSSE_DISPATCH_DLQ_ARN":   c.DispatchDLQARN,
 		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
 		"POSSE_KMS_KEY_ID":         c.KMSKeyID,
 		"POSSE_SCHEDULE_GROUP":     c.ScheduleGroup,

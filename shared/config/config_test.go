@@ -33,6 +33,8 @@ func TestLoad(t *testing.T) {
 		{"missing table", with("POSSE_TABLE", ""), "POSSE_TABLE is required"},
 		{"bad level", with("POSSE_LOG_LEVEL", "loud"), "POSSE_LOG_LEVEL must be"},
 		{"bad queue url", with("POSSE_DISPATCH_QUEUE_URL", "not a url"), "POSSE_DISPATCH_QUEUE_URL must be an http(s) URL"},
+		{"dlq arn", with("POSSE_DISPATCH_DLQ_ARN", "arn:aws:sqs:eu-west-1:123456789012:posse-prod-dispatch-dlq"), ""},
+		{"bad dlq arn", with("POSSE_DISPATCH_DLQ_ARN", "https://sqs.eu-west-1.amazonaws.com/123456789012/posse-prod-dispatch-dlq"), "POSSE_DISPATCH_DLQ_ARN must be an SQS queue ARN"},
 		{"bad admin hash", with("POSSE_ADMIN_KEY_SHA256", "abc"), "POSSE_ADMIN_KEY_SHA256 must be 64"},
 		{"bad body cap", with("POSSE_MAX_BODY_BYTES", "12"), "POSSE_MAX_BODY_BYTES must be"},
 		{"bad ttl", with("POSSE_HEALTH_CACHE_TTL", "soon"), "POSSE_HEALTH_CACHE_TTL must be"},

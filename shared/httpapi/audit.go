@@ -63,6 +63,8 @@ var actions = map[string]string{
 	"POST /v1/deliveries/{id}/cancel":           "delivery.cancel",
 	"POST /v1/deliveries/{id}/resolve":          "delivery.resolve",
 	"POST /v1/queue/redrive":                    "queue.redrive",
+	"POST /v1/queue/move-task":                  "queue.move_task_start",
+	"DELETE /v1/queue/move-task":                "queue.move_task_cancel",
 }
 
 // entityTypes names the entity of a route's first path segment.

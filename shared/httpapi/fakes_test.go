@@ -349,6 +349,11 @@ type memQueue struct {
 	dead      []queue.DeadLetter
 	redrives  []queue.RedriveFilter
 	dryRuns   []bool
+	// Move tasks: moveTasks is what MoveTasks answers (newest first);
+	// moveRates records each StartMoveTask; a running first task makes
+	// StartMoveTask answer a TaskRunningError, as SQS does.
+	moveTasks []queue.MoveTask
+	moveRates []int
 }
 
 func (q *memQueue) Send(_ context.Context, msgs []queue.Outgoing) error {
@@ -381,6 +386,35 @@ func (q *memQueue) Redrive(_ context.Context, siteID string, f queue.RedriveFilt
 		q.w.add("redrive")
 	}
 	return queue.Redrive{DryRun: dryRun, Scanned: scan, Selected: []queue.DeadLetter{}, Moved: []string{}, Failed: []string{}, NotDeleted: []string{}}, nil
+}
+
+func (q *memQueue) StartMoveTask(_ context.Context, perSecond int) (string, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.moveRates = append(q.moveRates, perSecond)
+	if len(q.moveTasks) > 0 && q.moveTasks[0].Active() {
+		return "", &queue.TaskRunningError{Task: q.moveTasks[0]}
+	}
+	h := "handle-" + strconv.Itoa(len(q.moveRates))
+	q.moveTasks = append([]queue.MoveTask{{Status: queue.TaskRunning, TaskHandle: h, MaxMessagesPerSecond: perSecond}}, q.moveTasks...)
+	return h, nil
+}
+
+func (q *memQueue) MoveTasks(context.Context, int) ([]queue.MoveTask, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]queue.MoveTask{}, q.moveTasks...), nil
+}
+
+func (q *memQueue) CancelMoveTask(context.Context) (queue.MoveTask, int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.moveTasks) == 0 || q.moveTasks[0].Status != queue.TaskRunning {
+		return queue.MoveTask{}, 0, queue.ErrNoRunningTask
+	}
+	t := q.moveTasks[0]
+	q.moveTasks[0].Status = queue.TaskCancelling
+	return t, t.MessagesMoved, nil
 }
 
 // memIdem is an in-memory idempotencyStore with the real store's rules.

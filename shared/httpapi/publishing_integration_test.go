@@ -94,6 +94,7 @@ type motoStack struct {
 	table      string
 	queueURL   string
 	dlqURL     string
+	dlqARN     string
 	clock      *clock
 	srv        *Server
 	ledger     *ledger.Store
@@ -133,7 +134,7 @@ func newMotoStack(t *testing.T) *motoStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.queueURL, s.dlqURL = *q.QueueUrl, *dlq.QueueUrl
+	s.queueURL, s.dlqURL, s.dlqARN = *q.QueueUrl, *dlq.QueueUrl, attrs.Attributes["QueueArn"]
 
 	s.sites = site.NewStore(s.db, s.table, s.clock.Now, nil)
 	mkSite := func(n string) (site.Site, string) {
@@ -157,13 +158,13 @@ func newMotoStack(t *testing.T) *motoStack {
 	conns := connection.NewStore(s.db, s.table)
 	s.ledger = ledger.NewStore(s.db, s.table, s.clock.Now)
 	s.srv = New(Deps{
-		Sites: s.sites, MaxBodyBytes: 1 << 20, Now: s.clock.Now, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Sites: s.sites, AdminKeySHA256: hash(adminKey), MaxBodyBytes: 1 << 20, Now: s.clock.Now, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Connections: storeConns{Store: conns, connMap: &connMap{}},
 		Targets:     targetStoreOf(s.db, s.table, conns, s.clock.Now),
 		Deliveries:  s.ledger,
 		Snapshots:   compose.NewSnapshots(s.db, s.table, s.clock.Now),
 		Publishers:  registry.New(registry.Config{}),
-		Queue:       queue.New(queue.Config{SQS: s.sqs, DispatchURL: s.queueURL, DLQURL: s.dlqURL, Deliveries: s.ledger}),
+		Queue:       queue.New(queue.Config{SQS: s.sqs, DispatchURL: s.queueURL, DLQURL: s.dlqURL, DLQARN: s.dlqARN, Deliveries: s.ledger}),
 		Idempotency: idempotency.NewStore(s.db, s.table, s.clock.Now, nil),
 		Audit:       audit.NewStore(s.db, s.table, 0, s.clock.Now, nil),
 		Analytics:   stats.New(s.db, s.table),
@@ -690,4 +691,72 @@ func TestAuditListPagesAgainstMoto(t *testing.T) {
 	if want := at.At.Add(audit.DefaultRetention).Unix(); e.ExpiresAt != want {
 		t.Errorf("expires_at: got %d, want %d (90 days)", e.ExpiresAt, want)
 	}
+}
+
+// TestMoveTaskRoutesAgainstMoto drives the admin whole-queue redrive
+// through the queue client into moto's StartMessageMoveTask (serve.py).
+func TestMoveTaskRoutesAgainstMoto(t *testing.T) {
+	t.Parallel()
+	s := newMotoStack(t)
+	var tasks struct{ Items []queue.MoveTask }
+	s.must(200, &tasks, "GET", "/v1/queue/move-task", adminKey, "")
+	if len(tasks.Items) != 0 {
+		t.Fatalf("tasks before any: got %+v", tasks.Items)
+	}
+	// Every site's messages, and a poison one: the move takes them all.
+	bodies := []string{ledger.DeliveryMessage(s.a.ID, "dlv_a").Encode(), ledger.DeliveryMessage(s.b.ID, "dlv_b").Encode(), "{not json"}
+	for _, b := range bodies {
+		s.deadLetter(b)
+	}
+	var started struct{ TaskHandle string }
+	s.must(202, &started, "POST", "/v1/queue/move-task", adminKey, "")
+	wait := func(status string) queue.MoveTask {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.must(200, &tasks, "GET", "/v1/queue/move-task", adminKey, "")
+			if len(tasks.Items) > 0 && tasks.Items[0].Status == status {
+				return tasks.Items[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("move task: got %+v after 10 s, want %s", tasks.Items, status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	done := wait("COMPLETED")
+	if done.SourceARN != s.dlqARN || done.DestinationARN != "" || done.MessagesMoved != 3 || done.MessagesToMove != 3 || done.TaskHandle != "" {
+		t.Errorf("completed task: got %+v, want 3 of 3 moved from %s back to source", done, s.dlqARN)
+	}
+	moved := s.drain(s.queueURL)
+	sort.Strings(moved)
+	want := append([]string{}, bodies...)
+	sort.Strings(want)
+	if fmt.Sprint(moved) != fmt.Sprint(want) || s.depth(s.dlqURL) != 0 {
+		t.Errorf("dispatch queue after the move: got %v (DLQ depth %d), want every dead letter", moved, s.depth(s.dlqURL))
+	}
+
+	// A slow task: a second start is 409 naming it; DELETE cancels it.
+	for i := range 5 {
+		s.deadLetter(ledger.DeliveryMessage(s.a.ID, "dlv_slow"+strconv.Itoa(i)).Encode())
+	}
+	s.must(202, &started, "POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":1}`)
+	status, body, _ := s.call("POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":500}`)
+	if status != 409 || !strings.Contains(body, "move_task_running") || !strings.Contains(body, started.TaskHandle) {
+		t.Errorf("second start: got %d %s, want 409 naming %s", status, body, started.TaskHandle)
+	}
+	var cancelled struct {
+		TaskHandle string
+		Status     string
+	}
+	s.must(200, &cancelled, "DELETE", "/v1/queue/move-task", adminKey, "")
+	if cancelled.TaskHandle != started.TaskHandle || cancelled.Status != "CANCELLING" {
+		t.Errorf("cancel: got %+v, want %s CANCELLING", cancelled, started.TaskHandle)
+	}
+	stopped := wait("CANCELLED")
+	if stopped.MaxMessagesPerSecond != 1 || stopped.MessagesMoved >= 5 || s.depth(s.dlqURL) != 5-int(stopped.MessagesMoved) {
+		t.Errorf("cancelled task: got %+v with DLQ depth %d, want rate 1 and the unmoved rest still in the DLQ", stopped, s.depth(s.dlqURL))
+	}
+	s.must(404, nil, "DELETE", "/v1/queue/move-task", adminKey, "")
+	s.must(403, nil, "POST", "/v1/queue/move-task", s.keyA, "")
 }

@@ -511,6 +511,74 @@ func TestQueueRoutes(t *testing.T) {
 	}
 }
 
+func TestQueueMoveTaskRoutes(t *testing.T) {
+	t.Parallel()
+	f := newPubFixture(t)
+	for _, c := range []struct {
+		name, method, path, key, body string
+		want                          int
+		code, field                   string
+	}{
+		{"site key may not start", "POST", "/v1/queue/move-task", f.siteKey, "", 403, "admin_only", ""},
+		{"site key may not list", "GET", "/v1/queue/move-task", f.siteKey, "", 403, "admin_only", ""},
+		{"site key may not cancel", "DELETE", "/v1/queue/move-task", f.siteKey, "", 403, "admin_only", ""},
+		{"no key", "POST", "/v1/queue/move-task", "", "", 401, "missing_key", ""},
+		{"admin key keeps off the per-site redrive", "POST", "/v1/queue/redrive", adminKey, "", 403, "admin_key_not_site_key", ""},
+		{"rate 0", "POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":0}`, 400, "invalid_request", "maxMessagesPerSecond"},
+		{"rate 501", "POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":501}`, 400, "invalid_request", "maxMessagesPerSecond"},
+		{"rate not a number", "POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":"fast"}`, 400, "invalid_request", "maxMessagesPerSecond"},
+		{"unknown field", "POST", "/v1/queue/move-task", adminKey, `{"destinationArn":"arn:aws:sqs:us-east-1:1:x"}`, 400, "invalid_request", "destinationArn"},
+		{"cancel with nothing running", "DELETE", "/v1/queue/move-task", adminKey, "", 404, "no_running_move_task", ""},
+	} {
+		w := f.do(c.method, c.path, c.key, c.body)
+		p := problemOf(t, w.Body.String())
+		if w.Code != c.want || p.Code != c.code || c.field != "" && !hasField(p, c.field) {
+			t.Errorf("%s: got %d %s, want %d %s naming %q", c.name, w.Code, w.Body, c.want, c.code, c.field)
+		}
+	}
+	if len(f.queue.moveRates) != 0 {
+		t.Fatalf("refused starts reached SQS: %v", f.queue.moveRates)
+	}
+
+	// Start without a body: SQS chooses the rate; 202 with the handle.
+	w := f.do("POST", "/v1/queue/move-task", adminKey, "")
+	var started struct {
+		TaskHandle           string `json:"taskHandle"`
+		MaxMessagesPerSecond *int   `json:"maxMessagesPerSecond"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &started); err != nil || w.Code != 202 || started.TaskHandle != "handle-1" ||
+		started.MaxMessagesPerSecond != nil || w.Header().Get("Location") != "/v1/queue/move-task" || fmt.Sprint(f.queue.moveRates) != "[0]" {
+		t.Fatalf("start: got %d %s (Location %q, rates %v), want 202 with handle-1", w.Code, w.Body, w.Header().Get("Location"), f.queue.moveRates)
+	}
+	// A second start while it runs: 409 naming the running task.
+	f.queue.moveTasks[0].MessagesMoved, f.queue.moveTasks[0].MessagesToMove, f.queue.moveTasks[0].StartedAt = 3, 40, f.now
+	w = f.do("POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":100}`)
+	if p := problemOf(t, w.Body.String()); w.Code != 409 || p.Code != "move_task_running" || !strings.Contains(p.Detail, "handle-1") ||
+		!strings.Contains(p.Detail, "3 of 40") || !strings.Contains(p.Detail, "2026-11-26T09:30:00Z") {
+		t.Errorf("second start: got %d %s, want 409 move_task_running naming handle-1, its start and progress", w.Code, w.Body)
+	}
+	w = f.do("GET", "/v1/queue/move-task", adminKey, "")
+	var list struct{ Items []queue.MoveTask }
+	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || w.Code != 200 || len(list.Items) != 1 ||
+		list.Items[0].Status != "RUNNING" || list.Items[0].TaskHandle != "handle-1" {
+		t.Errorf("list: got %d %s, want the running task", w.Code, w.Body)
+	}
+	w = f.do("DELETE", "/v1/queue/move-task", adminKey, "")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"status":"CANCELLING"`) || !strings.Contains(w.Body.String(), `"approximateMessagesMoved":3`) ||
+		!strings.Contains(w.Body.String(), `"taskHandle":"handle-1"`) {
+		t.Errorf("cancel: got %d %s, want 200 CANCELLING with 3 moved", w.Code, w.Body)
+	}
+	if w := f.do("DELETE", "/v1/queue/move-task", adminKey, ""); w.Code != 404 {
+		t.Errorf("cancel again: got %d %s, want 404", w.Code, w.Body)
+	}
+	// Once it has stopped, a new task may start, at a capped rate.
+	f.queue.moveTasks[0].Status = queue.TaskCancelled
+	w = f.do("POST", "/v1/queue/move-task", adminKey, `{"maxMessagesPerSecond":100}`)
+	if w.Code != 202 || !strings.Contains(w.Body.String(), `"maxMessagesPerSecond":100`) || fmt.Sprint(f.queue.moveRates) != "[0 100 100]" {
+		t.Errorf("start after cancel: got %d %s (rates %v), want 202 at 100 a second", w.Code, w.Body, f.queue.moveRates)
+	}
+}
+
 func TestAnalyticsRoute(t *testing.T) {
 	t.Parallel()
 	f := newPubFixture(t)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ type queueOps interface {
 	Status(ctx context.Context) (queue.Status, error)
 	DeadLetters(ctx context.Context, siteID string, scan int) ([]queue.DeadLetter, int, error)
 	Redrive(ctx context.Context, siteID string, f queue.RedriveFilter, dryRun bool, scan int) (queue.Redrive, error)
+	StartMoveTask(ctx context.Context, perSecond int) (string, error)
+	MoveTasks(ctx context.Context, max int) ([]queue.MoveTask, error)
+	CancelMoveTask(ctx context.Context) (queue.MoveTask, int64, error)
 }
 
 // addQueueRoutes registers the queue operation routes.
@@ -28,6 +32,9 @@ func (s *Server) addQueueRoutes() {
 	s.add("GET", "/v1/queue/status", SiteKey, s.queueStatus)
 	s.add("GET", "/v1/queue/dead-letters", SiteKey, s.deadLetters)
 	s.add("POST", "/v1/queue/redrive", SiteKey, s.redrive)
+	s.add("POST", "/v1/queue/move-task", AdminKey, s.startMoveTask)
+	s.add("GET", "/v1/queue/move-task", AdminKey, s.listMoveTasks)
+	s.add("DELETE", "/v1/queue/move-task", AdminKey, s.cancelMoveTask)
 }
 
 func (s *Server) queueOps() (queueOps, error) {
@@ -178,8 +185,9 @@ type redriveBody struct {
 
 // redrive moves this site's DLQ messages the filter chooses back to the
 // dispatch queue (or, with dryRun, lists them). Messages of other sites
-// are never moved: a whole-queue StartMessageMoveTask is an operator's
-// console action, not a site's.
+// are never moved: moving the whole DLQ (StartMessageMoveTask) is an
+// operator's action, from the SQS console or POST /v1/queue/move-task with
+// the admin key, not a site's.
 func (s *Server) redrive(w http.ResponseWriter, r *http.Request, p Principal) error {
 	q, err := s.queueOps()
 	if err != nil {
@@ -234,6 +242,89 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request, p Principal) er
 	s.d.Logger.InfoContext(r.Context(), "redrive", "site", p.SiteID, "dry_run", in.DryRun, "scanned", res.Scanned,
 		"selected", len(res.Selected), "moved", len(res.Moved), "failed", len(res.Failed), "not_deleted", len(res.NotDeleted))
 	return writeJSON(w, http.StatusOK, res)
+}
+
+// moveTaskBody is the optional body of POST /v1/queue/move-task.
+type moveTaskBody struct {
+	// MaxMessagesPerSecond caps the move (1..500); absent lets SQS choose.
+	MaxMessagesPerSecond *int `json:"maxMessagesPerSecond"`
+}
+
+// startMoveTask starts an SQS message move task that sends every message of
+// the dispatch DLQ, of every site, back to the dispatch queue: what the SQS
+// console's "Start DLQ redrive" does, for operators without the console.
+// It is safe because the dispatcher claims each delivery in the ledger: a
+// message whose delivery is already settled does nothing. SQS runs one task
+// per DLQ at a time: a second start answers 409 naming the running one.
+func (s *Server) startMoveTask(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	q, err := s.queueOps()
+	if err != nil {
+		return err
+	}
+	var in moveTaskBody
+	if err := s.decodeOptionalJSON(w, r, &in); err != nil {
+		return err
+	}
+	rate := 0
+	if in.MaxMessagesPerSecond != nil {
+		if rate = *in.MaxMessagesPerSecond; rate < 1 || rate > queue.MaxMoveRate {
+			return apperr.Invalid("maxMessagesPerSecond", "must be from 1 to "+strconv.Itoa(queue.MaxMoveRate)+"; leave it out to let SQS choose")
+		}
+	}
+	handle, err := q.StartMoveTask(r.Context(), rate)
+	var running *queue.TaskRunningError
+	if errors.As(err, &running) {
+		t := running.Task
+		if t.Status == "" {
+			return apperr.New(apperr.KindConflict, "move_task_running",
+				"a move task already runs on the dispatch DLQ (SQS allows one at a time); see GET /v1/queue/move-task")
+		}
+		return apperr.Newf(apperr.KindConflict, "move_task_running",
+			"move task %s already runs on the dispatch DLQ (%s since %s, %d of %d messages moved); SQS allows one at a time: wait for it, or cancel it with DELETE /v1/queue/move-task",
+			t.TaskHandle, t.Status, t.StartedAt.Format(time.RFC3339), t.MessagesMoved, t.MessagesToMove)
+	}
+	if err != nil {
+		return err
+	}
+	s.d.Logger.InfoContext(r.Context(), "move task started", "max_messages_per_second", rate)
+	w.Header().Set("Location", "/v1/queue/move-task")
+	body := map[string]any{"taskHandle": handle}
+	if rate > 0 {
+		body["maxMessagesPerSecond"] = rate
+	}
+	return writeJSON(w, http.StatusAccepted, body)
+}
+
+// listMoveTasks answers the dispatch DLQ's most recent move tasks, newest
+// first, as SQS's ListMessageMoveTasks keeps them (at most ten).
+func (s *Server) listMoveTasks(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	q, err := s.queueOps()
+	if err != nil {
+		return err
+	}
+	tasks, err := q.MoveTasks(r.Context(), 0)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": tasks})
+}
+
+// cancelMoveTask cancels the dispatch DLQ's running move task; messages
+// already moved stay in the dispatch queue.
+func (s *Server) cancelMoveTask(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	q, err := s.queueOps()
+	if err != nil {
+		return err
+	}
+	t, moved, err := q.CancelMoveTask(r.Context())
+	if errors.Is(err, queue.ErrNoRunningTask) {
+		return apperr.New(apperr.KindNotFound, "no_running_move_task", "no move task runs on the dispatch DLQ")
+	}
+	if err != nil {
+		return err
+	}
+	s.d.Logger.InfoContext(r.Context(), "move task cancelled", "moved", moved)
+	return writeJSON(w, http.StatusOK, map[string]any{"taskHandle": t.TaskHandle, "status": queue.TaskCancelling, "approximateMessagesMoved": moved})
 }
 
 func platformNames() string {

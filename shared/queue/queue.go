@@ -1,8 +1,10 @@
 // Package queue is the api function's side of the dispatch queue and its
 // dead-letter queue: sending delivery messages in batches (retrying the
 // entries a batch could not take), reading the queues' depth, looking at
-// what is in the DLQ without changing any message's fate, and moving chosen
-// DLQ messages back to the dispatch queue.
+// what is in the DLQ without changing any message's fate, moving a site's
+// chosen DLQ messages back to the dispatch queue, and the whole-queue SQS
+// message move tasks of the DLQ (StartMessageMoveTask, as the console's
+// "Start DLQ redrive").
 //
 // Messages are ledger.Message bodies. The dispatcher is idempotent by the
 // ledger (a message for a settled delivery does nothing), so a message sent
@@ -33,6 +35,9 @@ type sqsAPI interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	StartMessageMoveTask(ctx context.Context, in *sqs.StartMessageMoveTaskInput, opts ...func(*sqs.Options)) (*sqs.StartMessageMoveTaskOutput, error)
+	ListMessageMoveTasks(ctx context.Context, in *sqs.ListMessageMoveTasksInput, opts ...func(*sqs.Options)) (*sqs.ListMessageMoveTasksOutput, error)
+	CancelMessageMoveTask(ctx context.Context, in *sqs.CancelMessageMoveTaskInput, opts ...func(*sqs.Options)) (*sqs.CancelMessageMoveTaskOutput, error)
 }
 
 // deliveryGetter reads a site's delivery (ledger.Store).
@@ -45,6 +50,8 @@ type Config struct {
 	SQS         sqsAPI
 	DispatchURL string
 	DLQURL      string
+	// DLQARN names the DLQ to SQS's message move tasks.
+	DLQARN string
 	// Deliveries reads the delivery a dead letter names.
 	Deliveries deliveryGetter
 	// Attempts is how often a batch entry is tried (default 4); the waits

@@ -28,6 +28,7 @@ type fakeSQS struct {
 	dlq      []types.Message
 	deleted  []string
 	received int
+	moves    fakeMoves
 }
 
 func newFakeSQS() *fakeSQS {

@@ -2,6 +2,11 @@
 // APIs POSSE uses (SQS, DynamoDB, KMS, EventBridge Scheduler), and builds AWS
 // SDK configurations that talk to it. The local runner and the integration
 // tests share it.
+//
+// moto runs under serve.py, which makes DynamoDB writes atomic, counts calls,
+// and adds the SQS message move tasks moto lacks (StartMessageMoveTask,
+// ListMessageMoveTasks, CancelMessageMoveTask: the SQS console's DLQ
+// redrive).
 package moto
 
 import (
@@ -107,7 +112,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	// moto_server's own Python runs our launcher (serve.py), which serves
-	// the same application with DynamoDB writes made atomic.
+	// the same application with DynamoDB writes made atomic and SQS message
+	// move tasks added.
 	python := filepath.Join(filepath.Dir(bin), "python")
 	if _, err := os.Stat(python); err != nil {
 		return nil, fmt.Errorf("no python beside %s: %w", bin, err)

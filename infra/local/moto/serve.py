@@ -1,4 +1,4 @@
-"""Run moto's server with DynamoDB requests serialised.
+"""Run moto's server with DynamoDB requests serialised and SQS redrive added.
 
 moto_server handles requests on threads, and its DynamoDB backend does not
 lock items: two concurrent UpdateItem ADD calls on one counter can both
@@ -11,23 +11,353 @@ every other service stay concurrent.
 It also counts requests by X-Amz-Target (GET /_posse/calls answers the
 counts as JSON), so benchmarks can report KMS calls per delivery.
 
+And it adds the three SQS actions moto lacks (it answers 500 to them), the
+ones the SQS console's "Start DLQ redrive" calls: StartMessageMoveTask,
+ListMessageMoveTasks and CancelMessageMoveTask, as the SQS API Reference
+documents them. They are methods added to moto's own SQSResponse, so moto
+parses the request and serialises the answer and the errors in whichever
+protocol the caller used (AWS JSON with X-Amz-Target: AmazonSQS.<Action>,
+as the SDKs and the CLI send, or the query protocol, Action=<Action>).
+Every other request goes to moto unchanged. A move task runs in a thread
+of this process and works on moto's backend objects directly (receive from
+the dead-letter queue, send to the destination keeping body and message
+attributes, delete from the dead-letter queue), the way moto's own
+dead-letter move does. Where AWS answers an error, the code and message
+are AWS's, as recorded against AWS in LocalStack's validated snapshots
+(tests/aws/services/sqs/test_sqs_move_task.snapshot.json).
+
 Usage: python serve.py -H 127.0.0.1 -p 4566
 """
 
 import argparse
+import base64
+import binascii
 import collections
 import json
 import signal
 import sys
 import threading
+import time
+import uuid
 
 from werkzeug.serving import run_simple
 
+from moto.core.responses import ActionResult
+from moto.core.utils import get_service_model
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sqs.exceptions import QueueDoesNotExist, SQSException
+from moto.sqs.models import Queue, SQSBackend, sqs_backends
+from moto.sqs.responses import SQSResponse
+
+# ------------------------------------------------- the model moto answers by
+
+# moto serialises answers and errors from botocore's SQS model plus its own
+# extras for the query protocol, and neither knows these actions fully.
+# What is added here is what AWS's model says (the one the Go SDK is
+# generated from): ResourceNotFoundException is HTTP 404 (moto would say
+# 400), UnsupportedOperation's query error code is
+# AWS.SimpleQueueService.UnsupportedOperation, and in the query protocol the
+# results are wrapped in <ActionResult> and each listed task is a
+# <ListMessageMoveTasksResultEntry>, as moto's extras do for the other actions.
+_ERROR_TRAITS = {
+    "ResourceNotFoundException": {"code": "ResourceNotFoundException", "httpStatusCode": 404, "senderFault": True},
+    "UnsupportedOperation": {"code": "AWS.SimpleQueueService.UnsupportedOperation", "httpStatusCode": 400, "senderFault": True},
+}
+_ACTIONS = ("StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask")
+
+
+def _complete_sqs_model():
+    model = get_service_model("sqs")
+    shapes = model._shape_resolver._shape_map
+    for name, traits in _ERROR_TRAITS.items():
+        shapes[name].setdefault("error", traits)
+    for action in _ACTIONS:
+        model._service_description["operations"][action]["output"].setdefault("resultWrapper", action + "Result")
+    entry = shapes["ListMessageMoveTasksResultEntryList"]["member"]
+    entry.setdefault("locationNameForQueryCompatibility", "ListMessageMoveTasksResultEntry")
+
+
+def _invalid(message):
+    return SQSException("InvalidParameterValue", message)
+
+
+def _not_found(message):
+    return SQSException("ResourceNotFoundException", message)
+
+
+# ------------------------------------------- where a dead letter came from
+
+# AWS remembers the queue a message was dead-lettered from (the
+# DeadLetterQueueSourceArn system attribute) and a redrive "to source"
+# sends each message back there. moto moves the same Message object into
+# the dead-letter queue inside ReceiveMessage on the source queue, without
+# noting the source; these two wrappers note it on the object.
+_ORIGIN = "posse_dead_letter_source_arn"
+_receiving = threading.local()
+_moto_receive = SQSBackend.receive_message
+_moto_add = Queue.add_message
+
+
+def _receive_noting_source(self, queue_name, *args, **kwargs):
+    previous = getattr(_receiving, "queue", None)
+    _receiving.queue = self.queues.get(queue_name)
+    try:
+        return _moto_receive(self, queue_name, *args, **kwargs)
+    finally:
+        _receiving.queue = previous
+
+
+def _add_noting_source(self, message):
+    source = getattr(_receiving, "queue", None)
+    if source is not None and source.dead_letter_queue is self:
+        setattr(message, _ORIGIN, source.queue_arn)
+    return _moto_add(self, message)
+
+
+SQSBackend.receive_message = _receive_noting_source
+Queue.add_message = _add_noting_source
+
+# ------------------------------------------------------------ move tasks
+
+RUNNING, COMPLETED, CANCELLING, CANCELLED, FAILED = "RUNNING", "COMPLETED", "CANCELLING", "CANCELLED", "FAILED"
+# FailureReason when a message's source queue cannot be told (AWS's wording
+# for this case could not be confirmed).
+_NO_SOURCE = "CouldNotDetermineMessageSource"
+_NON_EXISTENT = "AWS.SimpleQueueService.NonExistentQueue"
+# How long a received dead letter stays hidden while it is being moved.
+_HOLD_SECONDS = 60
+
+_tasks_lock = threading.Lock()
+_tasks = collections.defaultdict(list)  # source ARN -> its tasks, oldest first
+
+
+def _queue_for_arn(arn, parameter):
+    """Returns (backend, queue) for a queue ARN, or raises AWS's error."""
+    parts = (arn or "").split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[5]:
+        raise _invalid(f"Value {arn} for parameter {parameter} is invalid. Reason: not an SQS queue ARN.")
+    region, account, name = parts[3], parts[4], parts[5]
+    try:
+        backend = sqs_backends[account][region]
+    except (KeyError, ValueError):
+        backend = None
+    queue = backend.queues.get(name) if backend is not None else None
+    if queue is None or queue.queue_arn != arn:
+        raise _not_found(f"The resource that you specified for the {parameter} parameter doesn't exist.")
+    return backend, queue
+
+
+def _source_queues(backend, dlq):
+    """The queues whose RedrivePolicy names dlq and that the DLQ's
+    RedriveAllowPolicy lets use it: allowAll (the default) any, denyAll
+    none, byQueue those listed in sourceQueueArns."""
+    policy = getattr(dlq, "redrive_allow_policy", None)
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy) if policy else None
+        except ValueError:
+            policy = None
+    permission = (policy or {}).get("redrivePermission", "allowAll")
+    allowed = set((policy or {}).get("sourceQueueArns") or [])
+    out = []
+    for q in list(backend.queues.values()):
+        target = (getattr(q, "redrive_policy", None) or {}).get("deadLetterTargetArn")
+        if target != dlq.queue_arn:
+            continue
+        if permission == "denyAll" or permission == "byQueue" and q.queue_arn not in allowed:
+            continue
+        out.append(q)
+    return out
+
+
+class _MoveFailed(Exception):
+    """Ends a task as FAILED with a FailureReason."""
+
+
+class MoveTask:
+    """One StartMessageMoveTask: its answers and the thread that moves."""
+
+    def __init__(self, backend, source, destination, rate):
+        self.id = str(uuid.uuid4())
+        self.backend = backend
+        self.source = source
+        self.destination = destination  # None: each message back to its source queue
+        self.rate = rate  # messages a second, None: as fast as it goes
+        # AWS's handle is base64 of {"taskId", "sourceArn"}, so Cancel finds the source.
+        self.handle = base64.b64encode(
+            json.dumps({"taskId": self.id, "sourceArn": source.queue_arn}, separators=(",", ":")).encode()
+        ).decode()
+        self.status = RUNNING
+        self.failure = None
+        self.moved = 0
+        self.to_move = source.approximate_number_of_messages
+        self.started_ms = int(time.time() * 1000)
+        self.cancel = threading.Event()
+
+    def entry(self):
+        """The task as a ListMessageMoveTasks result entry."""
+        e = {
+            "Status": self.status,
+            "SourceArn": self.source.queue_arn,
+            "ApproximateNumberOfMessagesMoved": self.moved,
+            "ApproximateNumberOfMessagesToMove": self.to_move,
+            "StartedTimestamp": self.started_ms,
+        }
+        if self.destination is not None:
+            e["DestinationArn"] = self.destination.queue_arn
+        if self.rate is not None:
+            e["MaxNumberOfMessagesPerSecond"] = self.rate
+        if self.status == RUNNING:
+            e["TaskHandle"] = self.handle
+        if self.status == FAILED:
+            e["FailureReason"] = self.failure
+        return e
+
+    def start(self):
+        threading.Thread(target=self._run, name="move-" + self.id, daemon=True).start()
+
+    def _run(self):
+        held = []
+        try:
+            began = time.monotonic()
+            while self.moved < self.to_move and not self.cancel.is_set():
+                want = min(10, self.to_move - self.moved, self.rate or 10)
+                held = self.backend.receive_message(self.source.name, want, 0, _HOLD_SECONDS, ["All"])
+                if not held:
+                    break
+                while held:
+                    if self.rate is not None:
+                        # Pace: the n-th message (from 0) leaves at n/rate seconds.
+                        wait = began + self.moved / self.rate - time.monotonic()
+                        if wait > 0 and self.cancel.wait(wait):
+                            break
+                    if self.cancel.is_set():
+                        break
+                    self._move(held[0])
+                    held.pop(0)
+                    self.moved += 1
+            self.status = CANCELLED if self.cancel.is_set() else COMPLETED
+        except _MoveFailed as e:
+            self.failure, self.status = str(e), FAILED
+        except QueueDoesNotExist:
+            self.failure, self.status = _NON_EXISTENT, FAILED
+        except Exception as e:  # noqa: BLE001 - a task must end, and say why
+            self.failure, self.status = type(e).__name__, FAILED
+        finally:
+            self._release(held)
+
+    def _move(self, m):
+        dest = self.destination or self._origin_of(m)
+        self.backend.send_message(
+            dest.name,
+            m.body,
+            message_attributes=m.message_attributes,
+            system_attributes={k: v for k, v in (m.system_attributes or {}).items() if k == "AWSTraceHeader"},
+        )
+        self.backend.delete_message(self.source.name, m.receipt_handle)
+
+    def _origin_of(self, m):
+        """The queue a dead letter goes back to: the one it was
+        dead-lettered from, else the DLQ's only source queue."""
+        sources = _source_queues(self.backend, self.source)
+        origin = getattr(m, _ORIGIN, None)
+        if origin is not None:
+            for q in sources:
+                if q.queue_arn == origin:
+                    return q
+            if origin.split(":")[-1] not in self.backend.queues:
+                raise _MoveFailed(_NON_EXISTENT)
+        if len(sources) == 1:
+            return sources[0]
+        raise _MoveFailed(_NO_SOURCE)
+
+    def _release(self, held):
+        """Makes received but unmoved messages visible again."""
+        for m in held:
+            try:
+                self.backend.change_message_visibility(self.source.name, m.receipt_handle, 0)
+            except Exception:  # noqa: BLE001 - deleted or gone: nothing to release
+                pass
+
+
+def _decode_handle(handle):
+    try:
+        doc = json.loads(base64.b64decode(handle or "", validate=True))
+        return doc["taskId"], doc["sourceArn"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise _invalid("Value for parameter TaskHandle is invalid.")
+
+
+def start_message_move_task(self):
+    source_arn = self._get_param("SourceArn")
+    backend, source = _queue_for_arn(source_arn, "SourceArn")
+    destination = None
+    if self._get_param("DestinationArn"):
+        _, destination = _queue_for_arn(self._get_param("DestinationArn"), "DestinationArn")
+    rate = self._get_param("MaxNumberOfMessagesPerSecond")
+    if rate is not None and not 1 <= int(rate) <= 500:
+        raise _invalid(
+            f"Value {rate} for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: must be between 1 and 500."
+        )
+    if not _source_queues(backend, source):
+        raise _invalid("Source queue must be configured as a Dead Letter Queue.")
+    if source.fifo_queue or destination is not None and destination.fifo_queue:
+        raise SQSException("UnsupportedOperation", "This local stand-in moves messages of standard queues only.")
+    task = MoveTask(backend, source, destination, None if rate is None else int(rate))
+    with _tasks_lock:
+        if any(t.status in (RUNNING, CANCELLING) for t in _tasks[source_arn]):
+            raise _invalid(
+                "There is already a task running. Only one active task is allowed for a source queue arn at a given time."
+            )
+        _tasks[source_arn].append(task)
+    task.start()
+    return ActionResult({"TaskHandle": task.handle})
+
+
+def list_message_move_tasks(self):
+    source_arn = self._get_param("SourceArn")
+    _queue_for_arn(source_arn, "SourceArn")
+    limit = self._get_param("MaxResults")
+    limit = 1 if limit is None else int(limit)
+    if not 1 <= limit <= 10:
+        raise _invalid(f"Value {limit} for parameter MaxResults is invalid. Reason: must be between 1 and 10.")
+    with _tasks_lock:
+        newest_first = list(reversed(_tasks.get(source_arn, [])))[:limit]
+    return ActionResult({"Results": [t.entry() for t in newest_first]})
+
+
+def cancel_message_move_task(self):
+    task_id, source_arn = _decode_handle(self._get_param("TaskHandle"))
+    _queue_for_arn(source_arn, "SourceArn")
+    with _tasks_lock:
+        task = next((t for t in _tasks.get(source_arn, []) if t.id == task_id), None)
+        if task is None or task.status != RUNNING:
+            raise _not_found("Task does not exist.")
+        task.status = CANCELLING
+        task.cancel.set()
+        moved = task.moved
+    return ActionResult({"ApproximateNumberOfMessagesMoved": moved})
+
+
+SQSResponse.start_message_move_task = start_message_move_task
+SQSResponse.list_message_move_tasks = list_message_move_tasks
+SQSResponse.cancel_message_move_task = cancel_message_move_task
+
+
+def _forget_tasks():
+    """Cancels and forgets every move task (moto's reset drops the queues)."""
+    with _tasks_lock:
+        for tasks in _tasks.values():
+            for t in tasks:
+                t.cancel.set()
+        _tasks.clear()
+
+
+# ---------------------------------------------------------------- server
 
 
 def main():
@@ -39,6 +369,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    _complete_sqs_model()
     app = DomainDispatcherApplication(create_backend_app)
     dynamodb = threading.Lock()
     counted = threading.Lock()
@@ -51,6 +382,8 @@ def main():
                 body = json.dumps(calls).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if environ.get("PATH_INFO") == "/moto-api/reset":
+            _forget_tasks()
         if target:
             with counted:
                 calls[target] += 1

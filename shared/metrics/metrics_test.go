@@ -302,8 +302,10 @@ func TestRefusedSamplesAreDroppedAndReported(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
 			r := newRecorder(&out)
-			r.Count(tc.metric, tc.dims, tc.value) // AICostMicros: Count, not the catalog's None
-			r.Count(metrics.Unknown, metrics.Dims{metrics.Platform: "x"}, 1) // a good one still goes out
+			// (AICostMicros as a Count: the catalog says None.)
+			r.Count(tc.metric, tc.dims, tc.value)
+			// A good sample still goes out.
+			r.Count(metrics.Unknown, metrics.Dims{metrics.Platform: "x"}, 1)
 			err := r.Flush(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), "dropped 1 samples") {
 				t.Fatalf("Flush: got %v, want a drop that says %q", err, tc.says)

@@ -54,6 +54,20 @@ type PlatformRecent struct {
 	LastError *LastError
 }
 
+// windowsAt returns the starts of the last hour's and the last day's
+// windows at now.
+func windowsAt(now time.Time) (hourSince, daySince time.Time) {
+	hour := now.UTC().Truncate(time.Hour)
+	return hour.Add(-(HourBuckets - 1) * time.Hour), hour.Add(-(DayBuckets - 1) * time.Hour)
+}
+
+// Quiet is the figures of platform p at now without any outcome: empty
+// windows, no last error.
+func Quiet(p platform.Name, now time.Time) PlatformRecent {
+	h, d := windowsAt(now)
+	return PlatformRecent{Platform: p, LastHour: Window{Since: h}, LastDay: Window{Since: d}}
+}
+
 // hourCounts is one hourly bucket.
 type hourCounts struct {
 	sent, failed int64
@@ -65,9 +79,8 @@ type hourCounts struct {
 // hour of now), for every platform with an outcome in the last day's
 // window. It reads yesterday's and today's items: one Query.
 func (s *Store) Recent(ctx context.Context, siteID string, now time.Time) (map[platform.Name]PlatformRecent, error) {
-	now = now.UTC()
-	hour := now.Truncate(time.Hour)
-	daySince, hourSince := hour.Add(-(DayBuckets-1)*time.Hour), hour.Add(-(HourBuckets-1)*time.Hour)
+	hour := now.UTC().Truncate(time.Hour)
+	hourSince, daySince := windowsAt(now)
 	buckets := map[platform.Name]map[time.Time]*hourCounts{}
 	lastErr := map[platform.Name]*LastError{}
 	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{

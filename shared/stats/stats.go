@@ -14,9 +14,10 @@
 // Everything one outcome adds is one UpdateItem on the day's item: the
 // hourly counters, the latency histogram and the last error ride along with
 // the daily counters, so the dispatcher's DynamoDB calls per delivery do
-// not grow. The short attribute names keep a busy day's item under 1 KB
-// (one write unit) in the common case; a day with every hour and every
-// latency bucket used is about 3 KB.
+// not grow. The short attribute names keep a day's item under 1 KB (one
+// write unit) in the common case of a few active hours and latency
+// buckets; a day with every hour and every bucket used is about 2.5 KB
+// (three write units per update).
 package stats
 
 import (

@@ -22,6 +22,7 @@ import (
 	"github.com/posse-dev/posse/shared/health"
 	"github.com/posse-dev/posse/shared/httpapi"
 	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/site"
 )
 
@@ -37,7 +38,8 @@ func main() {
 	lambda.Start(httpadapter.NewV2(withRequestID(h)).ProxyWithContext)
 }
 
-// build wires config → clients → services → handler.
+// build wires config → clients → services → handler (which flushes the
+// request's metrics after it).
 func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	cfg, err := posseconfig.Load(os.Getenv)
 	if err != nil {
@@ -47,6 +49,7 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 		return nil, nil, err
 	}
 	log := logging.New(os.Stdout, cfg.LogLevel, "api")
+	rec := metrics.New(metrics.Options{Function: "api"})
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load AWS config: %w", err)
@@ -77,10 +80,21 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	if err := addSchedules(cfg, awsCfg, db, queues, log, &deps); err != nil {
 		return nil, nil, err
 	}
-	if err := addAI(cfg, db, sites, log, &deps); err != nil {
+	if err := addAI(cfg, db, sites, rec, log, &deps); err != nil {
 		return nil, nil, err
 	}
-	return httpapi.New(deps), log, nil
+	return flushMetrics(httpapi.New(deps), rec, log), log, nil
+}
+
+// flushMetrics writes the metrics of each request (one invocation) after
+// it is answered; a failure is logged, never answered.
+func flushMetrics(next http.Handler, rec *metrics.Recorder, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if err := rec.Flush(r.Context()); err != nil {
+			log.WarnContext(r.Context(), "metrics flush", "err", err)
+		}
+	})
 }
 
 // withRequestID carries API Gateway's request id into the request context,

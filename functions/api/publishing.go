@@ -16,6 +16,7 @@ import (
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/queue"
+	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/stats"
 	"github.com/posse-dev/posse/shared/target"
 )
@@ -23,8 +24,9 @@ import (
 // addPublishing wires the publishing routes into d: targets, dispatch
 // (snapshots, the ledger, the adapters' validation, the dispatch queue),
 // deliveries, queue operations on the dispatch queue and its DLQ (the
-// DLQ's ARN names it to SQS's message move tasks),
-// Idempotency-Key answers, the audit log and analytics. It does no I/O.
+// DLQ's ARN names it to SQS's message move tasks), Idempotency-Key
+// answers, the audit log, analytics and the platforms' health (statistics
+// and the platform blocks). It does no I/O.
 func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Client, conns *connection.Service, d *httpapi.Deps) error {
 	if err := cfg.Require("POSSE_DISPATCH_QUEUE_URL", "POSSE_DISPATCH_DLQ_URL", "POSSE_DISPATCH_DLQ_ARN"); err != nil {
 		return err
@@ -40,6 +42,8 @@ func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Clie
 	d.Queue = queue.New(queue.Config{SQS: queues, DispatchURL: cfg.DispatchQueueURL, DLQURL: cfg.DispatchDLQURL, DLQARN: cfg.DispatchDLQARN, Deliveries: deliveries})
 	d.Idempotency = idempotency.NewStore(db, cfg.Table, nil, nil)
 	d.Audit = audit.NewStore(db, cfg.Table, audit.DefaultRetention, nil, nil)
-	d.Analytics = stats.New(db, cfg.Table)
+	st := stats.New(db, cfg.Table)
+	d.Analytics, d.RecentStats = st, st
+	d.Blocks = ratelimit.New(db, cfg.Table, nil)
 	return nil
 }

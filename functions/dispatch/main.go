@@ -36,10 +36,12 @@ func main() {
 }
 
 // handler turns an SQS event into dispatcher records and the failed
-// message ids into a partial batch response.
+// message ids into a partial batch response, and flushes the invocation's
+// metrics.
 type handler struct {
-	d   *dispatch.Dispatcher
-	log *slog.Logger
+	d     *dispatch.Dispatcher
+	flush func(context.Context)
+	log   *slog.Logger
 }
 
 // handle never returns an error: that would fail the whole batch. A bad
@@ -58,6 +60,7 @@ func (h *handler) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 	}
 	h.log.InfoContext(ctx, "dispatch batch", "records", len(recs), "failed", len(resp.BatchItemFailures))
+	h.flush(ctx)
 	return resp, nil
 }
 
@@ -75,7 +78,7 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	router, err := ai.FromConfig(aiCfg, w.DB, cfg.Table, w.Log)
+	router, err := ai.FromConfig(aiCfg, w.DB, cfg.Table, w.Metrics, w.Log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -99,5 +102,5 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{d: d, log: w.Log}, w.Log, nil
+	return &handler{d: d, flush: w.FlushMetrics, log: w.Log}, w.Log, nil
 }

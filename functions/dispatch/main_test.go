@@ -172,6 +172,38 @@ func TestBootstrapUnderRIE(t *testing.T) {
 			t.Error("the function's log holds a message body")
 		}
 	}
+	// The invocation's metrics: EMF lines on stdout, without ids. The
+	// emulator copies the function's output to the log file as it comes:
+	// give the last lines a moment.
+	sentLines := 0
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sentLines = 0
+		for _, f := range pool.LogFiles() {
+			b, _ := os.ReadFile(f)
+			for _, line := range strings.Split(string(b), "\n") {
+				i := strings.Index(line, "{")
+				if !strings.Contains(line, `"_aws"`) || i < 0 {
+					continue
+				}
+				if strings.Contains(line, fixtureSite) || strings.Contains(line, created[0].ID) {
+					t.Fatalf("a metric line holds an id: %s", line)
+				}
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line[i:]), &m); err != nil {
+					t.Fatalf("metric line %q: %v", line, err)
+				}
+				if m["Deliveries"] == 1.0 && m["Outcome"] == "sent" && m["Platform"] == "mastodon" && m["function"] == "dispatch" {
+					sentLines++
+				}
+			}
+		}
+		if sentLines >= 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if sentLines != 1 {
+		t.Errorf("EMF lines counting the sent delivery: got %d, want 1", sentLines)
+	}
 	if d, ok := pool.InitDuration(); ok {
 		t.Logf("dispatch bootstrap init duration under the RIE: %v", d)
 	}

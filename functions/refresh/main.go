@@ -33,9 +33,10 @@ func main() {
 	lambda.Start(h.handle)
 }
 
-// handler runs one refresh pass per invocation.
+// handler runs one refresh pass per invocation and flushes its metrics.
 type handler struct {
 	refresher *connection.Refresher
+	flush     func(context.Context)
 	log       *slog.Logger
 }
 
@@ -49,6 +50,7 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (connection.Ru
 		"due", st.Due, "refreshed", st.Refreshed, "marked_expiring", st.MarkedExpiring, "marked_broken", st.MarkedBroken,
 		"not_due", st.NotDue, "busy", st.Busy, "failed", st.Failed, "validated", st.Validated,
 		"validate_failed", st.ValidateFailed, "duration_ms", time.Since(start).Milliseconds())
+	h.flush(ctx)
 	if err != nil {
 		return st, fmt.Errorf("refresh pass: %w", err)
 	}
@@ -63,5 +65,5 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{refresher: w.Refresher, log: w.Log}, w.Log, nil
+	return &handler{refresher: w.Refresher, flush: w.FlushMetrics, log: w.Log}, w.Log, nil
 }

@@ -33,10 +33,11 @@ func main() {
 	lambda.Start(h.handle)
 }
 
-// handler runs one sweep per invocation.
+// handler runs one sweep per invocation and flushes its metrics.
 type handler struct {
 	d     *dispatch.Dispatcher
 	sweep dispatch.SweepConfig
+	flush func(context.Context)
 	log   *slog.Logger
 }
 
@@ -50,6 +51,7 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (dispatch.Swee
 		"expired_leases", st.ExpiredLeases, "reconciled", st.Reconciled, "unknown", st.Unknown, "retried", st.Retried,
 		"stale_queued", st.StaleQueued, "overdue", st.Overdue, "requeued", st.Requeued, "errors", st.Errors,
 		"duration_ms", time.Since(start).Milliseconds())
+	h.flush(ctx)
 	if err != nil {
 		return st, fmt.Errorf("sweep: %w", err)
 	}
@@ -68,5 +70,5 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{d: d, sweep: dispatch.SweepConfig{QueuedAfter: w.Dispatch.QueuedAfter}, log: w.Log}, w.Log, nil
+	return &handler{d: d, sweep: dispatch.SweepConfig{QueuedAfter: w.Dispatch.QueuedAfter}, flush: w.FlushMetrics, log: w.Log}, w.Log, nil
 }

@@ -73,7 +73,7 @@ func aiAdaptation(ctx context.Context, srv *moto.Server) ([]result, error) {
 		return nil, err
 	}
 	cfg.Providers = providers
-	router, err := ai.FromConfig(cfg, db, table, nil)
+	router, err := ai.FromConfig(cfg, db, table, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/llm"
+	"github.com/posse-dev/posse/shared/metrics"
 )
 
 // Defaults of Config.
@@ -95,6 +96,9 @@ type Config struct {
 	// TypicalLatency is the latency StrategyLatency assumes of a provider
 	// this instance has not measured yet (default 2 s).
 	TypicalLatency time.Duration
+	// Metrics counts the calls (AICalls) and what they cost (AICostMicros)
+	// per provider; the function flushes it. Nil records nothing.
+	Metrics *metrics.Recorder
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the wall clock for recorded times (ledger, months, leases,
@@ -118,6 +122,7 @@ type Router struct {
 	maxOut      int
 	cool        CooldownPolicy
 	typical     time.Duration
+	metrics     *metrics.Recorder
 	log         *slog.Logger
 	now         func() time.Time
 	random      func([]byte) (int, error)
@@ -146,7 +151,7 @@ func newRouter(c Config, st store) (*Router, error) {
 	r := &Router{
 		byName: map[llm.Name]llm.Provider{}, st: st, prices: c.Prices,
 		chainBudget: c.ChainBudget, callTimeout: c.CallTimeout, strategy: c.Strategy, maxOut: c.MaxOutputTokens,
-		cool: c.Cooldown, typical: c.TypicalLatency,
+		cool: c.Cooldown, typical: c.TypicalLatency, metrics: c.Metrics,
 		log: c.Logger, now: c.Now, random: c.Random,
 		latency: map[llm.Name]float64{}, flights: map[string]*flight{},
 	}
@@ -767,10 +772,13 @@ func usageOf(resp llm.Response, code string, req llm.Request) (in, out int, esti
 	return 0, 0, false
 }
 
-// account settles the reservation and records the call. It runs after
-// the call, so it must not be cut short by the chain budget; a failure is
+// account settles the reservation and records the call, in the ledger and
+// as metrics (by provider and outcome, never by site). It runs after the
+// call, so it must not be cut short by the chain budget; a failure is
 // logged (the reservation already bounded the spend).
 func (r *Router) account(ctx context.Context, rec callRecord, month string, delta int64) {
+	r.metrics.Count(metrics.AICalls, metrics.Dims{metrics.Provider: string(rec.Provider), metrics.Outcome: strings.TrimPrefix(rec.Outcome, "llm.")}, 1)
+	r.metrics.Add(metrics.AICostMicros, metrics.Dims{metrics.Provider: string(rec.Provider)}, metrics.None, float64(rec.CostMicros))
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

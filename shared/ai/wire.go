@@ -8,6 +8,7 @@ import (
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/llm"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/text"
 )
@@ -31,10 +32,10 @@ func DefaultModel(n llm.Name) string {
 // FromConfig builds the Router of a deployment: one llm client per
 // configured provider (its model, or DefaultModel), the price table merged
 // with a.Prices, the chain budget, call timeout, default strategy and
-// output cap of a. It does no I/O. It returns a Router even when no
-// provider is configured: Adapt then falls back (no_providers) and Usage
-// still reads the history.
-func FromConfig(a config.AI, db dynamoAPI, table string, log *slog.Logger) (*Router, error) {
+// output cap of a, and the function's metrics m (nil: none). It does no
+// I/O. It returns a Router even when no provider is configured: Adapt then
+// falls back (no_providers) and Usage still reads the history.
+func FromConfig(a config.AI, db dynamoAPI, table string, m *metrics.Recorder, log *slog.Logger) (*Router, error) {
 	prices, err := ParsePrices(a.Prices)
 	if err != nil {
 		return nil, fmt.Errorf("config: POSSE_AI_PRICES: %w", err)
@@ -56,7 +57,7 @@ func FromConfig(a config.AI, db dynamoAPI, table string, log *slog.Logger) (*Rou
 	return New(Config{
 		Providers: ps, DB: db, Table: table, Prices: prices,
 		ChainBudget: a.ChainBudget, CallTimeout: a.CallTimeout, Strategy: Strategy(a.Strategy),
-		MaxOutputTokens: a.MaxOutputTokens, Logger: log,
+		MaxOutputTokens: a.MaxOutputTokens, Metrics: m, Logger: log,
 	})
 }
 

@@ -24,7 +24,7 @@ func TestFromConfig(t *testing.T) {
 		Strategy: "quality", ChainBudget: 8 * time.Second, CallTimeout: 5 * time.Second, MaxOutputTokens: 600,
 		Prices: `[{"provider":"openai","model":"gpt-5-nano","inputPerMTok":0.06,"outputPerMTok":0.5}]`,
 	}
-	r, err := FromConfig(a, nopDB{}, "t", nil)
+	r, err := FromConfig(a, nopDB{}, "t", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +43,13 @@ func TestFromConfig(t *testing.T) {
 		{Providers: []config.AIProvider{{Name: "openai", APIKey: "has space"}}},
 		{Strategy: "fastest"},
 	} {
-		if _, err := FromConfig(bad, nopDB{}, "t", nil); err == nil {
+		if _, err := FromConfig(bad, nopDB{}, "t", nil, nil); err == nil {
 			t.Errorf("FromConfig(%+v): got no error", bad)
 		} else if strings.Contains(err.Error(), "has space") {
 			t.Errorf("the error shows the key: %v", err)
 		}
 	}
-	none, err := FromConfig(config.AI{}, nopDB{}, "t", nil)
+	none, err := FromConfig(config.AI{}, nopDB{}, "t", nil, nil)
 	if err != nil || none == nil {
 		t.Fatalf("no providers: got %v, %v; want a router", none, err)
 	}

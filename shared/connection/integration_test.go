@@ -1,7 +1,10 @@
 package connection_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/connection/connectiontest"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform"
 )
 
@@ -365,6 +369,45 @@ func TestRenewAfterRefusal(t *testing.T) {
 	again, err := e.Service.Connect(e.Ctx, e.Site.ID, connection.ManualRequest{Platform: platform.Mastodon, InstanceURL: e.MastodonURL, AccessToken: e.MastodonToken})
 	if err != nil || again.ID != ms.ID || again.Status != connection.StatusActive || again.StatusReason != "" {
 		t.Errorf("reconnect: got %+v, %v; want the same connection active again", again, err)
+	}
+	e.AssertLogsClean()
+}
+
+// TestRefreshOutcomesAreCounted: a refresh that works and one the platform
+// refuses each count one TokenRefreshes by platform and outcome.
+func TestRefreshOutcomesAreCounted(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	rec := metrics.New(metrics.Options{Function: "refresh", Writer: &out})
+	e := connectiontest.New(t, connectiontest.Options{Metrics: rec})
+	ok, refused := e.Connect(platform.X), e.Connect(platform.TikTok)
+	e.Clock.Advance(2*time.Hour - 10*time.Minute) // inside the 30-minute refresh window
+	if _, err := e.Refresher.Ensure(e.Ctx, e.Site.ID, ok); err != nil {
+		t.Fatal(err)
+	}
+	e.Sim.AddFault(platformsim.Fault{Platform: "tiktok", Kind: platformsim.FaultInvalidGrant})
+	if _, err := e.Refresher.Ensure(e.Ctx, e.Site.ID, refused); !apperr.Is(err, apperr.KindReconnect) {
+		t.Fatalf("Ensure after invalid_grant: got %v, want a reconnect error", err)
+	}
+	if _, err := e.Refresher.Ensure(e.Ctx, e.Site.ID, ok); err != nil { // fresh now: no refresh
+		t.Fatal(err)
+	}
+	if err := rec.Flush(e.Ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got[fmt.Sprint(m["Platform"], "/", m["Outcome"], "=", m[metrics.TokenRefreshes])] = true
+		if strings.Contains(line, e.Site.ID) || strings.Contains(line, "conn_") {
+			t.Errorf("a metric line holds an id: %s", line)
+		}
+	}
+	if len(got) != 2 || !got["x/refreshed=1"] || !got["tiktok/refused=1"] {
+		t.Errorf("TokenRefreshes: got %v, want x/refreshed=1 and tiktok/refused=1", got)
 	}
 	e.AssertLogsClean()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/oauth"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/bluesky"
@@ -68,8 +69,11 @@ type RefresherConfig struct {
 	// bounds how many connections one Run looks at (default 1000).
 	Concurrency int
 	MaxPerRun   int
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Metrics counts refresh outcomes (TokenRefreshes); the function
+	// flushes it once per invocation. Nil records nothing.
+	Metrics *metrics.Recorder
+	Logger  *slog.Logger
+	Now     func() time.Time
 	// Sleep waits d or until ctx ends; a timer when nil.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Rand  io.Reader
@@ -320,10 +324,20 @@ type freshRecord struct {
 	creds Credentials
 }
 
+// Outcomes of a refresh under a lease, the TokenRefreshes metric's
+// Outcome.
+const (
+	refreshRefreshed = "refreshed" // renewed and stored
+	refreshRefused   = "refused"   // the platform refused: the connection is broken
+	refreshFailed    = "failed"    // an error; the next run or publish tries again
+	refreshDiscarded = "discarded" // the connection changed meanwhile
+)
+
 // refreshLeased refreshes rec under a lease: errBusy when the lease could
 // not be taken (another refresher, or rec is no longer current). The new
 // credentials are sealed and stored before they are returned; a refresh
-// token the platform refuses marks the connection broken.
+// token the platform refuses marks the connection broken. Each refresh
+// under a lease counts one TokenRefreshes by its outcome.
 func (r *Refresher) refreshLeased(ctx context.Context, rec record, creds Credentials) (freshRecord, error) {
 	owner, err := r.newOwner()
 	if err != nil {
@@ -337,6 +351,14 @@ func (r *Refresher) refreshLeased(ctx context.Context, rec record, creds Credent
 	if !ok {
 		return freshRecord{}, errBusy
 	}
+	fresh, outcome, err := r.refreshHeld(ctx, rec, creds, owner)
+	r.cfg.Metrics.Count(metrics.TokenRefreshes, metrics.Dims{metrics.Platform: string(rec.Platform), metrics.Outcome: outcome}, 1)
+	return fresh, err
+}
+
+// refreshHeld is refreshLeased once the lease is held; it also returns the
+// outcome.
+func (r *Refresher) refreshHeld(ctx context.Context, rec record, creds Credentials, owner string) (freshRecord, string, error) {
 	next, err := r.callPlatform(ctx, rec, creds)
 	if err != nil {
 		if apperr.Is(err, apperr.KindReconnect) {
@@ -347,14 +369,14 @@ func (r *Refresher) refreshLeased(ctx context.Context, rec record, creds Credent
 			r.log.WarnContext(ctx, "token refresh refused; connection broken", "site", rec.SiteID, "platform", string(rec.Platform),
 				"connection_id", rec.ID, "reason", reason, "err", logErr(err))
 			if serr := r.markBroken(ctx, rec, owner, reason); serr != nil && !errors.Is(serr, ErrLeaseLost) {
-				return freshRecord{}, serr
+				return freshRecord{}, refreshRefused, serr
 			}
-			return freshRecord{}, reconnectError(rec, reason)
+			return freshRecord{}, refreshRefused, reconnectError(rec, reason)
 		}
 		if rerr := r.cfg.Store.releaseLease(ctx, rec.SiteID, rec.ID, owner); rerr != nil {
 			r.log.WarnContext(ctx, "release refresh lease", "connection_id", rec.ID, "err", rerr)
 		}
-		return freshRecord{}, fmt.Errorf("refresh the %s token of %s: %w", rec.Platform, rec.ID, err)
+		return freshRecord{}, refreshFailed, fmt.Errorf("refresh the %s token of %s: %w", rec.Platform, rec.ID, err)
 	}
 	sealed, err := sealCredentials(ctx, r.cfg.Vault, rec.SiteID, rec.ID, next)
 	if err != nil {
@@ -362,7 +384,7 @@ func (r *Refresher) refreshLeased(ctx context.Context, rec record, creds Credent
 		// here. Nothing to do but say so loudly; the lease expires.
 		r.log.ErrorContext(ctx, "refreshed token could not be sealed; it is lost", "site", rec.SiteID,
 			"platform", string(rec.Platform), "connection_id", rec.ID, "err", logErr(err))
-		return freshRecord{}, err
+		return freshRecord{}, refreshFailed, err
 	}
 	status := StatusActive
 	if rec.Platform == platform.LinkedIn && next.RefreshToken == "" && !next.Expiry.IsZero() &&
@@ -375,16 +397,16 @@ func (r *Refresher) refreshLeased(ctx context.Context, rec record, creds Credent
 	if errors.Is(err, ErrLeaseLost) {
 		r.log.WarnContext(ctx, "refreshed token discarded: the connection changed meanwhile", "site", rec.SiteID,
 			"platform", string(rec.Platform), "connection_id", rec.ID)
-		return freshRecord{}, errBusy
+		return freshRecord{}, refreshDiscarded, errBusy
 	}
 	if err != nil {
 		r.log.ErrorContext(ctx, "refreshed token could not be stored", "site", rec.SiteID,
 			"platform", string(rec.Platform), "connection_id", rec.ID, "err", logErr(err))
-		return freshRecord{}, err
+		return freshRecord{}, refreshFailed, err
 	}
 	r.log.InfoContext(ctx, "token refreshed", "site", rec.SiteID, "platform", string(rec.Platform),
 		"connection_id", rec.ID, "token_version", stored.TokenVersion)
-	return freshRecord{rec: stored, creds: next}, nil
+	return freshRecord{rec: stored, creds: next}, refreshRefreshed, nil
 }
 
 // callPlatform renews creds with the platform and returns the new

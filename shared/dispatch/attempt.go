@@ -12,13 +12,23 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/stats"
+)
+
+// POSSE's own waits: deferrals that are not the platform's answer.
+const (
+	codePlatformBlock   = "posse.platform_block"
+	codeTargetRateLimit = "posse.target_rate_limit"
 )
 
 // blockScope is the limiter scope of a block a platform reported for a
 // connection.
-func blockScope(d ledger.Delivery) string { return string(d.Platform) + ":" + d.ConnectionID }
+func blockScope(d ledger.Delivery) string {
+	return ratelimit.BlockScope(string(d.Platform), d.ConnectionID)
+}
 
 // targetScope is the limiter scope of a target's hourly limit.
 func targetScope(d ledger.Delivery) string { return "target:" + d.TargetID }
@@ -38,7 +48,7 @@ func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Ou
 	if until, blocked, err := d.cfg.Limiter.Blocked(ctx, dl.SiteID, blockScope(dl)); err != nil {
 		return d.decide(lease, apperr.Wrap(err, apperr.KindTransient, "posse.limiter", "the rate limiter could not be read"))
 	} else if blocked {
-		e := apperr.Newf(apperr.KindRateLimited, "posse.platform_block", "%s asked us to wait until %s", dl.Platform, until.UTC().Format(time.RFC3339))
+		e := apperr.Newf(apperr.KindRateLimited, codePlatformBlock, "%s asked us to wait until %s", dl.Platform, until.UTC().Format(time.RFC3339))
 		e.RetryAfter = until.Sub(now)
 		return d.decide(lease, e)
 	}
@@ -64,7 +74,7 @@ func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Ou
 	if ok, end, err := d.cfg.Limiter.Take(ctx, dl.SiteID, targetScope(dl), dl.RateLimitPerHour, TargetWindow); err != nil {
 		return d.decide(lease, apperr.Wrap(err, apperr.KindTransient, "posse.limiter", "the rate limiter could not be updated"))
 	} else if !ok {
-		e := apperr.Newf(apperr.KindRateLimited, "posse.target_rate_limit", "the target's limit of %d posts an hour is used up", dl.RateLimitPerHour)
+		e := apperr.Newf(apperr.KindRateLimited, codeTargetRateLimit, "the target's limit of %d posts an hour is used up", dl.RateLimitPerHour)
 		e.RetryAfter = end.Sub(now)
 		return d.decide(lease, e)
 	}
@@ -203,14 +213,15 @@ func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.O
 		return result{"finish_failed", lease.Delivery()}, err
 	}
 	now := d.cfg.Now()
+	d.observe(dl, o, now.Sub(dueAt))
 	ev := stats.Event{}
 	switch dl.State {
 	case ledger.StateSent:
 		ev.Sent, ev.Latency = 1, now.Sub(dueAt)
 	case ledger.StateFailed, ledger.StateDead:
-		ev.Failed = 1
+		ev.Failed, ev.ErrorKind = 1, string(apperr.KindOf(o.Err))
 	case ledger.StateRetrying:
-		ev.Retries = 1
+		ev.Retries, ev.ErrorKind = 1, string(apperr.KindOf(o.Err))
 	case ledger.StateUnknown:
 		d.log.WarnContext(ctx, "delivery outcome unknown", "event", "delivery.unknown", "site", dl.SiteID, "delivery_id", dl.ID,
 			"platform", string(dl.Platform), "target_id", dl.TargetID, "err", logErr(o.Err))
@@ -226,6 +237,46 @@ func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.O
 		}
 	}
 	return result{string(dl.State), dl}, nil
+}
+
+// observe records a recorded outcome's metrics: the outcome, the latency
+// of a publication, the reason of a deferral, an unknown outcome, and the
+// kind of the error of an attempt that did not publish. Its dimensions are
+// the platform and words from short fixed lists, never an id.
+func (d *Dispatcher) observe(dl ledger.Delivery, o ledger.Outcome, latency time.Duration) {
+	m, p := d.cfg.Metrics, string(dl.Platform)
+	m.Count(metrics.Deliveries, metrics.Dims{metrics.Platform: p, metrics.Outcome: string(dl.State)}, 1)
+	switch dl.State {
+	case ledger.StateSent:
+		m.Duration(metrics.PublishLatency, metrics.Dims{metrics.Platform: p}, max(latency, 0))
+	case ledger.StateDeferred:
+		m.Count(metrics.Deferrals, metrics.Dims{metrics.Platform: p, metrics.Reason: deferralReason(o.Err)}, 1)
+	case ledger.StateUnknown:
+		m.Count(metrics.Unknown, metrics.Dims{metrics.Platform: p}, 1)
+	}
+	if o.Err != nil && dl.State != ledger.StateSent && !ownWait(o.Err) {
+		m.Count(metrics.PlatformErrors, metrics.Dims{metrics.Platform: p, metrics.ErrorKind: string(apperr.KindOf(o.Err))}, 1)
+	}
+}
+
+// deferralReason names why an attempt was deferred: a block recorded
+// earlier, the target's hourly limit, or the platform's own rate limit.
+func deferralReason(err error) string {
+	e, _ := apperr.As(err)
+	switch {
+	case e != nil && e.Code == codePlatformBlock:
+		return "platform_block"
+	case e != nil && e.Code == codeTargetRateLimit:
+		return "target_rate_limit"
+	}
+	return "platform_rate_limit"
+}
+
+// ownWait reports whether err is one of POSSE's own waits rather than
+// something the platform answered.
+func ownWait(err error) bool {
+	e, ok := apperr.As(err)
+	return ok && (e.Code == codePlatformBlock || e.Code == codeTargetRateLimit)
 }
 
 // heartbeat extends the message's visibility and the lease every Heartbeat

@@ -31,6 +31,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/stats"
 )
@@ -134,6 +135,11 @@ type Config struct {
 	Snapshots             snapshotReader
 	Sites                 siteReader
 	AIDefaultBudgetMicros int64
+
+	// Metrics receives the outcomes as CloudWatch metrics (Deliveries,
+	// PublishLatency, Deferrals, Unknown, PlatformErrors); the function
+	// flushes it once per invocation. Nil records nothing.
+	Metrics *metrics.Recorder
 
 	Logger *slog.Logger
 	Now    func() time.Time

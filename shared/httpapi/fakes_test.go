@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,8 +81,22 @@ func (c *connMap) Connect(context.Context, string, connection.ManualRequest) (co
 	return connection.Connection{}, errors.New("not in this fake")
 }
 
-func (c *connMap) List(context.Context, string, int, string) ([]connection.Connection, string, error) {
-	return nil, "", nil
+// List pages through the site's connections by id; the cursor is the
+// last id of the page before.
+func (c *connMap) List(_ context.Context, siteID string, limit int, cursor string) ([]connection.Connection, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all []connection.Connection
+	for k, v := range c.m {
+		if strings.HasPrefix(k, siteID+"/") && v.ID > cursor {
+			all = append(all, v)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	if len(all) > limit {
+		return all[:limit], all[limit-1].ID, nil
+	}
+	return all, "", nil
 }
 
 func (c *connMap) Delete(context.Context, string, string) error {

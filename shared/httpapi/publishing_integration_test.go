@@ -34,6 +34,7 @@ import (
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/queue"
+	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/site"
 	"github.com/posse-dev/posse/shared/stats"
 	"github.com/posse-dev/posse/shared/target"
@@ -168,6 +169,8 @@ func newMotoStack(t *testing.T) *motoStack {
 		Idempotency: idempotency.NewStore(s.db, s.table, s.clock.Now, nil),
 		Audit:       audit.NewStore(s.db, s.table, 0, s.clock.Now, nil),
 		Analytics:   stats.New(s.db, s.table),
+		RecentStats: stats.New(s.db, s.table),
+		Blocks:      ratelimit.New(s.db, s.table, s.clock.Now),
 	})
 	return s
 }

@@ -102,6 +102,11 @@ type Deps struct {
 	Audit auditLog
 	// Analytics answers GET /v1/analytics.
 	Analytics analyticsQuery
+	// RecentStats (shared/stats.Store) and Blocks (the platform blocks of
+	// shared/ratelimit.Limiter) answer GET /v1/platforms/health, with
+	// Connections.
+	RecentStats recentStats
+	Blocks      blockReader
 	// Schedules runs the schedule routes (shared/schedule.Service); they
 	// compose and validate with Targets, Connections and Publishers.
 	Schedules scheduleService
@@ -151,6 +156,7 @@ func New(d Deps) *Server {
 	s.addDeliveryRoutes()
 	s.addQueueRoutes()
 	s.addAnalyticsRoutes()
+	s.addPlatformRoutes()
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
 	s.addAIRoutes()

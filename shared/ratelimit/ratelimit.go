@@ -93,6 +93,11 @@ func (l *Limiter) Take(ctx context.Context, siteID, scope string, limit int, win
 	return true, time.Time{}, nil
 }
 
+// BlockScope is the scope of a block a platform reported for one of a
+// site's connections (the dispatcher writes it, the platform health reads
+// it).
+func BlockScope(platform, connectionID string) string { return platform + ":" + connectionID }
+
 func blockKey(siteID, scope string) map[string]types.AttributeValue {
 	return itemKey("RATE#" + siteID + "#" + scope + "#block")
 }

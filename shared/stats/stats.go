@@ -1,11 +1,23 @@
-// Package stats keeps POSSE's daily delivery statistics: atomic counters per
+// Package stats keeps POSSE's delivery statistics: atomic counters per
 // site, platform and UTC day, written by the dispatcher as outcomes are
-// recorded, and the report GET /v1/analytics answers.
+// recorded, the report GET /v1/analytics answers, and the recent figures
+// GET /v1/platforms/health answers (Recent).
 //
 // Items:
 //
 //	PK=SITE#<site>#STATS  SK=<2006-01-02>#<platform>
 //	  sent, failed, retries, latency_sum_ms, latency_count, ai_cost_micros
+//	  h<HH>s, h<HH>f       sent and failed in the UTC hour HH (00-23)
+//	  h<HH>l<B>            sent in hour HH with a latency in bucket B (LatencyBounds)
+//	  last_error_kind, last_error_at_ms   the last failed or retried attempt
+//
+// Everything one outcome adds is one UpdateItem on the day's item: the
+// hourly counters, the latency histogram and the last error ride along with
+// the daily counters, so the dispatcher's DynamoDB calls per delivery do
+// not grow. The short attribute names keep a day's item under 1 KB (one
+// write unit) in the common case of a few active hours and latency
+// buckets; a day with every hour and every bucket used is about 2.5 KB
+// (three write units per update).
 package stats
 
 import (
@@ -49,10 +61,37 @@ func New(db dynamoAPI, table string) *Store { return &Store{db: db, table: table
 type Event struct {
 	Sent, Failed, Retries int
 	// Latency, when positive, is added to the latency sum and counted once.
+	// With Sent, it also counts Sent in the hour's latency histogram.
 	Latency time.Duration
 	// AICostMicros is what adapting the delivery's text cost, in micro-USD.
 	AICostMicros int64
+	// ErrorKind, when set, is the error of a failed or retried attempt:
+	// recorded as the platform's last error, at the event's time.
+	ErrorKind string
 }
+
+// LatencyBounds are the upper bounds of the hourly latency histogram's
+// buckets: bucket i holds latencies up to LatencyBounds[i]; the last
+// bucket, len(LatencyBounds), holds longer ones.
+var LatencyBounds = []time.Duration{
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second,
+	10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour,
+}
+
+// latencyBucket is the histogram bucket of d.
+func latencyBucket(d time.Duration) int {
+	for i, b := range LatencyBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return len(LatencyBounds)
+}
+
+// Attribute names of the hourly counters of hour h (0-23).
+func hourSent(h int) string            { return fmt.Sprintf("h%02ds", h) }
+func hourFailed(h int) string          { return fmt.Sprintf("h%02df", h) }
+func hourLatency(h, bucket int) string { return fmt.Sprintf("h%02dl%d", h, bucket) }
 
 func partition(siteID string) string { return "SITE#" + siteID + "#STATS" }
 
@@ -62,10 +101,11 @@ func num(n int64) types.AttributeValue {
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-// Record adds e to the counters of (site, platform, the UTC day of at).
-// Each call is one atomic update.
+// Record adds e to the counters of (site, platform, the UTC day and hour
+// of at). Each call is one atomic update of one item, or none when e adds
+// nothing.
 func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at time.Time, e Event) error {
-	var adds []string
+	var adds, sets []string
 	vals := map[string]types.AttributeValue{}
 	add := func(attr string, n int64) {
 		if n == 0 {
@@ -82,8 +122,25 @@ func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at t
 		add("latency_count", 1)
 	}
 	add("ai_cost_micros", e.AICostMicros)
-	if len(adds) == 0 {
+	hour := at.UTC().Hour()
+	add(hourSent(hour), int64(e.Sent))
+	add(hourFailed(hour), int64(e.Failed))
+	if e.Sent > 0 {
+		add(hourLatency(hour, latencyBucket(e.Latency)), int64(e.Sent))
+	}
+	if e.ErrorKind != "" {
+		sets = append(sets, "last_error_kind = :lek", "last_error_at_ms = :lea")
+		vals[":lek"], vals[":lea"] = str(e.ErrorKind), num(at.UnixMilli())
+	}
+	if len(adds) == 0 && len(sets) == 0 {
 		return nil
+	}
+	var expr []string
+	if len(adds) > 0 {
+		expr = append(expr, "ADD "+strings.Join(adds, ", "))
+	}
+	if len(sets) > 0 {
+		expr = append(expr, "SET "+strings.Join(sets, ", "))
 	}
 	day := at.UTC().Format(DateLayout)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -91,7 +148,7 @@ func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at t
 		Key: map[string]types.AttributeValue{
 			"PK": str(partition(siteID)), "SK": str(day + "#" + string(p)),
 		},
-		UpdateExpression:          aws.String("ADD " + strings.Join(adds, ", ")),
+		UpdateExpression:          aws.String(strings.Join(expr, " ")),
 		ExpressionAttributeValues: vals,
 	})
 	if err != nil {

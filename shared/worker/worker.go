@@ -1,9 +1,9 @@
 // Package worker is the wiring the back-office functions (dispatch, sweep,
 // refresh) share, so each main stays a few lines: configuration read and
-// checked once, the logger, the AWS clients, the platform secret, a vault
-// that opens and seals credentials, the platform adapters and the
-// connection refresher; and the dispatcher configuration dispatch and
-// sweep both start from.
+// checked once, the logger, the metrics recorder, the AWS clients, the
+// platform secret, a vault that opens and seals credentials, the platform
+// adapters and the connection refresher; and the dispatcher configuration
+// dispatch and sweep both start from.
 //
 // It reads nothing itself: main passes os.Getenv, as to config.Load.
 package worker
@@ -28,6 +28,7 @@ import (
 	"github.com/posse-dev/posse/shared/dispatch"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/stats"
@@ -51,8 +52,11 @@ type Worker struct {
 	Config   config.Config
 	Dispatch config.Dispatch
 	Log      *slog.Logger
-	AWS      aws.Config
-	DB       *dynamodb.Client
+	// Metrics buffers the invocation's metrics (EMF on stdout); the
+	// handler flushes it once per invocation.
+	Metrics *metrics.Recorder
+	AWS     aws.Config
+	DB      *dynamodb.Client
 	// HTTP is the one client every platform adapter and OAuth call shares.
 	HTTP      *http.Client
 	Adapters  *registry.Registry
@@ -91,9 +95,10 @@ func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, e
 	if timeout <= 0 {
 		timeout = 20 * time.Second
 	}
-	w := &Worker{Config: cfg, Dispatch: dc, Log: log, AWS: awsCfg, DB: dynamodb.NewFromConfig(awsCfg), HTTP: &http.Client{Timeout: timeout}}
+	w := &Worker{Config: cfg, Dispatch: dc, Log: log, Metrics: metrics.New(metrics.Options{Function: o.Function}),
+		AWS: awsCfg, DB: dynamodb.NewFromConfig(awsCfg), HTTP: &http.Client{Timeout: timeout}}
 	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP})
-	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, log); err != nil {
+	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, w.Metrics, log); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -110,6 +115,15 @@ func (w *Worker) DispatchConfig() dispatch.Config {
 		Accounts: w.Refresher, Publishers: w.Adapters,
 		Limiter: ratelimit.New(w.DB, w.Config.Table, nil), Stats: stats.New(w.DB, w.Config.Table),
 		Queue: sqs.NewFromConfig(w.AWS), QueueURL: w.Config.DispatchQueueURL,
-		Logger: w.Log,
+		Metrics: w.Metrics, Logger: w.Log,
+	}
+}
+
+// FlushMetrics writes the invocation's metrics; a failure (a dropped
+// sample, stdout closed) is logged, never returned: metrics must not fail
+// an invocation.
+func (w *Worker) FlushMetrics(ctx context.Context) {
+	if err := w.Metrics.Flush(ctx); err != nil {
+		w.Log.WarnContext(ctx, "metrics flush", "err", err)
 	}
 }

@@ -116,7 +116,7 @@ func roleAttrs(name string) map[string]any {
 func (r *registry) synthetic(res *samtemplate.Resource, eval *samtemplate.Evaluator) {
 	region, account, part := eval.Region(), eval.AccountID(), samtemplate.DefaultPartition
 	name := samtemplate.PhysicalName(r.s.Name, res.LogicalID, 64)
-	for _, key := range []string{"Name", "RoleName", "LogGroupName", "TopicName", "AlarmName", "FunctionName", "BucketName", "RuleName", "StateMachineName", "PolicyName"} {
+	for _, key := range []string{"Name", "RoleName", "LogGroupName", "TopicName", "AlarmName", "FunctionName", "BucketName", "RuleName", "StateMachineName", "PolicyName", "DashboardName"} {
 		if v, ok := res.Properties[key]; ok {
 			if s, err := eval.EvalString(v); err == nil && s != "" {
 				name = s

@@ -85,6 +85,9 @@ func TestDeployMatchesTemplate(t *testing.T) {
 			checkTables(t, c, st)
 			checkKeys(t, c, st)
 			checkScheduler(t, c, st)
+			if tc.name == "repository" {
+				checkSkipped(t, st)
+			}
 		})
 	}
 }
@@ -478,6 +481,24 @@ func TestDeployResolvesFunctions(t *testing.T) {
 	api := st.HTTPAPIs["Api"]
 	if got, want := outs["ApiUrl"], "https://"+api.ID+".execute-api.us-east-1.amazonaws.com/v1"; got != want {
 		t.Errorf("output ApiUrl: got %q, want %q", got, want)
+	}
+}
+
+// checkSkipped: the project's CloudWatch dashboard and alarms are not
+// emulated; they are skipped with the names the template gives them, so
+// outputs that name them still resolve.
+func checkSkipped(t *testing.T, st *stack.Stack) {
+	for _, id := range []string{"Dashboard", "WebhookSuccessRateAlarm", "DispatchDLQDepthAlarm"} {
+		if reason := st.Skipped[id]; !strings.Contains(reason, "not emulated") {
+			t.Errorf("%s: skipped for %q, want not emulated", id, reason)
+		}
+	}
+	outs, err := st.Outputs()
+	if err != nil {
+		t.Fatalf("Outputs: %v", err)
+	}
+	if got := outs["DashboardUrl"]; !strings.HasSuffix(got, "#dashboards:name=posse-dev") {
+		t.Errorf("output DashboardUrl: got %q, want the dashboard posse-dev", got)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/posse-dev/posse/infra/platformsim"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/oauth"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/bluesky"
@@ -105,6 +106,8 @@ type Options struct {
 	// OAuthIdentify drops the OAuth platforms' adapter identifiers, so the
 	// oauth package's own "who am I" is used.
 	OAuthIdentify bool
+	// Metrics is the Refresher's metrics recorder (nil: none).
+	Metrics *metrics.Recorder
 }
 
 // Env is one test's connection stack.
@@ -234,7 +237,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	e.Refresher, err = connection.NewRefresher(connection.RefresherConfig{
 		Store: store, Vault: v, OAuth: reg, Bluesky: bsky, Identifiers: ids,
-		PollInterval: 20 * time.Millisecond, Logger: e.Log, Now: e.Clock.Now,
+		PollInterval: 20 * time.Millisecond, Metrics: opts.Metrics, Logger: e.Log, Now: e.Clock.Now,
 	})
 	if err != nil {
 		t.Fatalf("refresher: %v", err)

@@ -1,0 +1,144 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/dispatch"
+	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/oauth"
+	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/ratelimit"
+	"github.com/posse-dev/posse/shared/stats"
+	"github.com/posse-dev/posse/shared/vault"
+)
+
+// countingDB passes DynamoDB calls through to moto and counts them by
+// operation.
+type countingDB struct {
+	db *dynamodb.Client
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingDB) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[op]++
+}
+
+// take returns the counts so far as "Op=n" sorted, and starts again.
+func (c *countingDB) take() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []string
+	for _, op := range slices.Sorted(maps.Keys(c.n)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", op, c.n[op]))
+	}
+	c.n = map[string]int{}
+	return strings.Join(parts, " ")
+}
+
+func (c *countingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.count("GetItem")
+	return c.db.GetItem(ctx, in, o...)
+}
+
+func (c *countingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.count("PutItem")
+	return c.db.PutItem(ctx, in, o...)
+}
+
+func (c *countingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.count("UpdateItem")
+	return c.db.UpdateItem(ctx, in, o...)
+}
+
+func (c *countingDB) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	c.count("DeleteItem")
+	return c.db.DeleteItem(ctx, in, o...)
+}
+
+func (c *countingDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.count("Query")
+	return c.db.Query(ctx, in, o...)
+}
+
+func (c *countingDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	c.count("TransactWriteItems")
+	return c.db.TransactWriteItems(ctx, in, o...)
+}
+
+// TestIntegrationDynamoDBCallsPerDelivery pins the DynamoDB calls one
+// delivery attempt makes, by outcome, through everything the dispatch
+// function wires (ledger, connection, limiter, statistics): call economy
+// (architecture §12) means a change that adds one must show up here.
+func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault platformsim.FaultKind
+		state ledger.State
+		calls string
+	}{
+		// GetItem: the claim's read, the platform block, the connection;
+		// PutItem: the claim, the adapter's journal checkpoints and the
+		// outcome, each fenced; UpdateItem: the target's rate limit and
+		// the daily statistics.
+		{"sent", "", ledger.StateSent, "GetItem=3 PutItem=4 UpdateItem=2"},
+		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=3 PutItem=4 UpdateItem=2"},
+		// No statistics; the platform's block instead.
+		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "GetItem=3 PutItem=4 UpdateItem=2"},
+		// Renew reads the connection again and marks it broken.
+		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=4 PutItem=4 UpdateItem=3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t)
+			s.connect(platform.Mastodon)
+			db := &countingDB{db: s.e.DB, n: map[string]int{}}
+			v, err := vault.New(s.e.KMS, vault.Config{KeyID: s.e.KeyAlias})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := connection.NewRefresher(connection.RefresherConfig{Store: connection.NewStore(db, s.e.Table), Vault: v,
+				OAuth: oauth.New(oauth.Config{}), Now: s.e.Clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := dispatch.New(dispatch.Config{
+				Ledger: ledger.NewStore(db, s.e.Table, s.e.Clock.Now), Accounts: ref, Publishers: s.reg,
+				Limiter: ratelimit.New(db, s.e.Table, s.e.Clock.Now), Stats: stats.New(db, s.e.Table),
+				Queue: s.sqs, QueueURL: s.queue, Logger: s.e.Log, Now: s.e.Clock.Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl := s.create(platform.Mastodon, "counted")
+			if tc.fault != "" {
+				s.e.Sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: tc.fault, ResetSeconds: 60})
+			}
+			db.take()
+			rec := dispatch.Record{MessageID: "m1", Body: ledger.DeliveryMessage(dl.SiteID, dl.ID).Encode(), ReceiveCount: 1}
+			if err := d.HandleRecord(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			calls := db.take()
+			if got := s.get(dl.ID).State; got != tc.state {
+				t.Fatalf("state: got %s, want %s", got, tc.state)
+			}
+			if calls != tc.calls {
+				t.Errorf("DynamoDB calls of one %s attempt: got %s, want %s", tc.state, calls, tc.calls)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/dispatch"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
 	"github.com/posse-dev/posse/shared/platform/registry"
@@ -100,16 +101,25 @@ func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, e
 }
 
 // DispatchConfig is the dispatcher configuration dispatch and sweep share:
-// the ledger and its policy, credentials, adapters, limits, statistics and
-// the dispatch queue. Callers add what only they use.
+// the ledger and its policy, credentials, adapters, limits, statistics, the
+// dispatch queue, and the webhook queue events go to. Callers add what
+// only they use.
 func (w *Worker) DispatchConfig() dispatch.Config {
 	dc := w.Dispatch
-	return dispatch.Config{
+	queues := sqs.NewFromConfig(w.AWS)
+	c := dispatch.Config{
 		Ledger:   ledger.NewStore(w.DB, w.Config.Table, nil),
 		Policy:   ledger.Policy{MaxAttempts: dc.MaxAttempts, Lease: dc.Lease, BackoffBase: dc.BackoffBase, BackoffMax: dc.BackoffMax},
 		Accounts: w.Refresher, Publishers: w.Adapters,
 		Limiter: ratelimit.New(w.DB, w.Config.Table, nil), Stats: stats.New(w.DB, w.Config.Table),
-		Queue: sqs.NewFromConfig(w.AWS), QueueURL: w.Config.DispatchQueueURL,
+		Queue: queues, QueueURL: w.Config.DispatchQueueURL,
 		Logger: w.Log,
 	}
+	if w.Config.WebhookQueueURL != "" {
+		// The events outcomes record go to the webhook queue; the sweep
+		// sends those whose message was lost.
+		c.Events = event.NewPublisher(queues, w.Config.WebhookQueueURL)
+		c.Outbox = event.NewStore(w.DB, w.Config.Table)
+	}
+	return c
 }

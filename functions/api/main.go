@@ -80,6 +80,9 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	if err := addAI(cfg, db, sites, log, &deps); err != nil {
 		return nil, nil, err
 	}
+	if err := addWebhooks(cfg, awsCfg, db, queues, log, &deps); err != nil {
+		return nil, nil, err
+	}
 	return httpapi.New(deps), log, nil
 }
 

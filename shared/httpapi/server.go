@@ -113,6 +113,8 @@ type Deps struct {
 	AIDefaultBudgetMicros int64
 	// SiteSettings runs PATCH /v1/sites/{siteId} (shared/site.Store).
 	SiteSettings siteSettings
+	// Webhooks runs the webhook routes (shared/webhook.Service).
+	Webhooks webhookService
 }
 
 // Server is the API. Create it with New.
@@ -154,6 +156,7 @@ func New(d Deps) *Server {
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
 	s.addAIRoutes()
+	s.addWebhookRoutes()
 	return s
 }
 

@@ -28,6 +28,7 @@ type Config struct {
 	DispatchQueueARN string // POSSE_DISPATCH_QUEUE_ARN (schedule targets)
 	DispatchDLQURL   string // POSSE_DISPATCH_DLQ_URL
 	WebhookQueueURL  string // POSSE_WEBHOOK_QUEUE_URL
+	WebhookQueueARN  string // POSSE_WEBHOOK_QUEUE_ARN (targets of webhook wake-ups beyond 15 min)
 	KMSKeyID         string // POSSE_KMS_KEY_ID: key id, ARN or alias
 	ScheduleGroup    string // POSSE_SCHEDULE_GROUP
 	SchedulerRoleARN string // POSSE_SCHEDULER_ROLE_ARN
@@ -103,6 +104,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DispatchQueueARN: getenv("POSSE_DISPATCH_QUEUE_ARN"),
 		DispatchDLQURL:   getenv("POSSE_DISPATCH_DLQ_URL"),
 		WebhookQueueURL:  getenv("POSSE_WEBHOOK_QUEUE_URL"),
+		WebhookQueueARN:  getenv("POSSE_WEBHOOK_QUEUE_ARN"),
 		KMSKeyID:         getenv("POSSE_KMS_KEY_ID"),
 		ScheduleGroup:    getenv("POSSE_SCHEDULE_GROUP"),
 		SchedulerRoleARN: getenv("POSSE_SCHEDULER_ROLE_ARN"),
@@ -188,6 +190,7 @@ func (c Config) Require(names ...string) error {
 		"POSSE_DISPATCH_QUEUE_ARN": c.DispatchQueueARN,
 		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
 		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
+		"POSSE_WEBHOOK_QUEUE_ARN":  c.WebhookQueueARN,
 		"POSSE_KMS_KEY_ID":         c.KMSKeyID,
 		"POSSE_SCHEDULE_GROUP":     c.ScheduleGroup,
 		"POSSE_SCHEDULER_ROLE_ARN": c.SchedulerRoleARN,

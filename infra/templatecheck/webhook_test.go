@@ -82,12 +82,13 @@ func TestWebhookFunctionOpensOnlyWebhookSecrets(t *testing.T) {
 }
 
 // TestEventWritersMaySendToTheWebhookQueue: the functions that record
-// events or send them again (api: ping and replay; dispatch; sweep) can
+// events or send them again (api: ping and replay; dispatch; sweep;
+// refresh: connection events) can
 // send to the webhook queue, and Scheduler can deliver webhook retries.
 func TestEventWritersMaySendToTheWebhookQueue(t *testing.T) {
 	t.Parallel()
 	root := load(t)
-	for _, id := range []string{"ApiFunction", "DispatchFunction", "SweepFunction", "WebhookFunction"} {
+	for _, id := range []string{"ApiFunction", "DispatchFunction", "SweepFunction", "RefreshFunction", "WebhookFunction"} {
 		pols := scalars(get(root, "Resources", id, "Properties", "Policies"))
 		ok := false
 		for i, s := range pols {

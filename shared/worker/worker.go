@@ -120,6 +120,10 @@ func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, e
 	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, log); err != nil {
 		return nil, err
 	}
+	if cfg.WebhookQueueURL != "" {
+		// connection.broken and connection.expiring.
+		w.Refresher.PublishEvents(event.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.WebhookQueueURL))
+	}
 	return w, nil
 }
 

@@ -83,6 +83,9 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	if err := addAI(cfg, db, sites, rec, log, &deps); err != nil {
 		return nil, nil, err
 	}
+	if err := addWebhooks(cfg, awsCfg, db, queues, log, &deps); err != nil {
+		return nil, nil, err
+	}
 	return flushMetrics(httpapi.New(deps), rec, log), log, nil
 }
 

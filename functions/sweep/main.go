@@ -2,7 +2,9 @@
 // invokes it every minute. Deliveries publishing past their lease are taken
 // over and reconciled with the platform (sent, unknown, or enqueued again);
 // deliveries queued too long, and retrying or deferred ones past their time,
-// are enqueued again. It logs one line with the counts.
+// are enqueued again; events still pending and webhook attempts that lost
+// their message are sent to the webhook queue again. It logs one line with
+// the counts.
 package main
 
 import (
@@ -14,11 +16,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/dispatch"
 	"github.com/posse-dev/posse/shared/logging"
 	"github.com/posse-dev/posse/shared/recurring"
+	"github.com/posse-dev/posse/shared/webhook"
 	"github.com/posse-dev/posse/shared/worker"
 )
 
@@ -49,7 +53,8 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (dispatch.Swee
 	st, err := h.d.Sweep(ctx, h.sweep)
 	h.log.InfoContext(ctx, "sweep", "scheduled_time", ev.ScheduledTime, "execution_id", ev.ExecutionID,
 		"expired_leases", st.ExpiredLeases, "reconciled", st.Reconciled, "unknown", st.Unknown, "retried", st.Retried,
-		"stale_queued", st.StaleQueued, "overdue", st.Overdue, "requeued", st.Requeued, "errors", st.Errors,
+		"stale_queued", st.StaleQueued, "overdue", st.Overdue, "requeued", st.Requeued,
+		"pending_events", st.PendingEvents, "webhook_attempts", st.WebhookAttempts, "errors", st.Errors,
 		"duration_ms", time.Since(start).Milliseconds())
 	h.flush(ctx)
 	if err != nil {
@@ -66,7 +71,12 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := dispatch.New(w.DispatchConfig())
+	dc := w.DispatchConfig()
+	if w.Config.WebhookQueueURL != "" {
+		// Webhook attempts whose message was lost are sent again.
+		dc.Webhooks = &webhook.Sweeper{Store: webhook.NewStore(w.DB, w.Config.Table), Queue: sqs.NewFromConfig(w.AWS), QueueURL: w.Config.WebhookQueueURL}
+	}
+	d, err := dispatch.New(dc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,7 +29,9 @@ import (
 //   - deliveries per second end to end vs a bare receive+delete loop;
 //   - KMS calls per 1,000 deliveries (moto counts them);
 //   - peak RSS of the dispatch bootstraps;
-//   - schedule fire lateness p50/p99 over 200 schedules (goal p99 <= 1 s).
+//   - schedule fire lateness p50/p99 over 200 schedules (goal p99 <= 1 s);
+//   - webhooks: event latency, calls per delivery, attempts per second
+//     (see webhooks).
 func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	bin, err := devstack.Build(root, tmp)
 	if err != nil {
@@ -143,6 +145,12 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 		result{Name: "schedule fire lateness p99", Value: ms(pct(fired, 99)), Unit: "ms", Note: "goal <= 1000 ms"},
 		result{Name: "scheduled publish lateness p50", Value: ms(pct(publish, 50)), Unit: "ms", Note: "due time to the publish attempt"},
 		result{Name: "scheduled publish lateness p99", Value: ms(pct(publish, 99)), Unit: "ms"})
+
+	wh, err := webhooks(c, targets, motoURL)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, wh...)
 	return out, nil
 }
 

@@ -6,8 +6,10 @@
 //
 // It records every post it accepts (GET/DELETE /_sim/posts), knows the
 // accounts and tokens it issued or was told about (POST /_sim/accounts), and
-// injects faults per platform (POST/DELETE /_sim/faults). It is used by
-// `make dev` and by tests; it only ever listens on loopback.
+// injects faults per platform (POST/DELETE /_sim/faults). It also receives
+// POSSE's own webhooks (/_sim/webhooks/{name}, webhooks.go), verifying their
+// Standard Webhooks signatures. It is used by `make dev` and by tests; it
+// only ever listens on loopback.
 package platformsim
 
 import (
@@ -107,6 +109,8 @@ type Server struct {
 	byID     map[string]*Account // by platform + "|" + account id
 	state    map[string]any      // per-platform state (containers, uploads...), keyed by platform-defined keys
 	calls    map[string]int      // counts per "platform op", for tests (e.g. "x token_refresh")
+	// hooks are the simulated webhook endpoints (webhooks.go).
+	hooks *receivers
 }
 
 // New returns a simulator with every platform's routes registered.
@@ -121,6 +125,7 @@ func New(opts Options) *Server {
 		byID:     map[string]*Account{},
 		state:    map[string]any{},
 		calls:    map[string]int{},
+		hooks:    newReceivers(),
 	}
 	s.mux.HandleFunc("GET /_sim/posts", s.handleListPosts)
 	s.mux.HandleFunc("DELETE /_sim/posts", s.handleClearPosts)
@@ -129,6 +134,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("POST /_sim/accounts", s.handleAddAccount)
 	s.mux.HandleFunc("GET /_sim/calls", s.handleCalls)
 	s.mux.HandleFunc("GET /_sim/media/{name}", s.handleMedia)
+	s.registerWebhookReceiver()
 	for _, register := range platformRoutes {
 		register(s)
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	DispatchDLQURL   string // POSSE_DISPATCH_DLQ_URL
 	DispatchDLQARN   string // POSSE_DISPATCH_DLQ_ARN (message move tasks)
 	WebhookQueueURL  string // POSSE_WEBHOOK_QUEUE_URL
+	WebhookQueueARN  string // POSSE_WEBHOOK_QUEUE_ARN (targets of webhook wake-ups beyond 15 min)
 	KMSKeyID         string // POSSE_KMS_KEY_ID: key id, ARN or alias
 	ScheduleGroup    string // POSSE_SCHEDULE_GROUP
 	SchedulerRoleARN string // POSSE_SCHEDULER_ROLE_ARN
@@ -106,6 +107,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DispatchDLQURL:   getenv("POSSE_DISPATCH_DLQ_URL"),
 		DispatchDLQARN:   getenv("POSSE_DISPATCH_DLQ_ARN"),
 		WebhookQueueURL:  getenv("POSSE_WEBHOOK_QUEUE_URL"),
+		WebhookQueueARN:  getenv("POSSE_WEBHOOK_QUEUE_ARN"),
 		KMSKeyID:         getenv("POSSE_KMS_KEY_ID"),
 		ScheduleGroup:    getenv("POSSE_SCHEDULE_GROUP"),
 		SchedulerRoleARN: getenv("POSSE_SCHEDULER_ROLE_ARN"),
@@ -195,6 +197,7 @@ func (c Config) Require(names ...string) error {
 		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
 		"POSSE_DISPATCH_DLQ_ARN":   c.DispatchDLQARN,
 		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
+		"POSSE_WEBHOOK_QUEUE_ARN":  c.WebhookQueueARN,
 		"POSSE_KMS_KEY_ID":         c.KMSKeyID,
 		"POSSE_SCHEDULE_GROUP":     c.ScheduleGroup,
 		"POSSE_SCHEDULER_ROLE_ARN": c.SchedulerRoleARN,

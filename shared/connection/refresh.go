@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/oauth"
 	"github.com/posse-dev/posse/shared/platform"
@@ -85,8 +86,9 @@ type RefresherConfig struct {
 // compare-and-swap when the new credentials are written — before anyone
 // uses them. It is safe for concurrent use.
 type Refresher struct {
-	cfg RefresherConfig
-	log *slog.Logger
+	cfg    RefresherConfig
+	log    *slog.Logger
+	events eventPublisher
 }
 
 // NewRefresher returns a Refresher. It does no I/O.
@@ -250,13 +252,18 @@ func (r *Refresher) MarkBroken(ctx context.Context, siteID, id, reason string) e
 	if reason == "" {
 		reason = "token_refused"
 	}
-	err := r.cfg.Store.setStatus(ctx, siteID, id, statusChange{Status: StatusBroken, Reason: reason, Now: r.cfg.Now().UTC()})
+	c := statusChange{Status: StatusBroken, Reason: reason, Now: r.cfg.Now().UTC()}
+	if rec, err := r.cfg.Store.get(ctx, siteID, id); err == nil {
+		c.Conn = &rec.Connection // for the event's platform and account
+	}
+	ev, err := r.cfg.Store.setStatus(ctx, siteID, id, c)
 	if errors.Is(err, ErrLeaseLost) {
 		return apperr.NotFound("connection")
 	}
 	if err != nil {
 		return err
 	}
+	r.publish(ctx, ev)
 	r.log.InfoContext(ctx, "connection broken", "site", siteID, "connection_id", id, "reason", reason)
 	return nil
 }
@@ -461,10 +468,34 @@ func keep(fresh, old string) string {
 // markBroken marks rec broken on the condition that its token_version has
 // not moved (and, with owner, that the lease is still owner's).
 func (r *Refresher) markBroken(ctx context.Context, rec record, owner, reason string) error {
-	return r.cfg.Store.setStatus(ctx, rec.SiteID, rec.ID, statusChange{
-		Status: StatusBroken, Reason: reason, Version: rec.TokenVersion, Owner: owner, Now: r.cfg.Now().UTC(),
+	ev, err := r.cfg.Store.setStatus(ctx, rec.SiteID, rec.ID, statusChange{
+		Status: StatusBroken, Reason: reason, Version: rec.TokenVersion, Owner: owner, Now: r.cfg.Now().UTC(), Conn: &rec.Connection,
 	})
+	r.publish(ctx, ev)
+	return err
 }
+
+// publish hands the event a status change recorded to the webhook queue.
+// A failed send is logged: the sweep finds the event still pending.
+func (r *Refresher) publish(ctx context.Context, ev *event.Event) {
+	if ev == nil || r.events == nil {
+		return
+	}
+	if err := r.events.Publish(ctx, ev.SiteID, ev.ID); err != nil {
+		r.log.WarnContext(ctx, "publish connection event", "site", ev.SiteID, "event_id", ev.ID, "event_type", string(ev.Type), "err", err.Error())
+	}
+}
+
+// eventPublisher puts an event's message on the webhook queue:
+// shared/event.Publisher.
+type eventPublisher interface {
+	Publish(ctx context.Context, siteID, eventID string) error
+}
+
+// PublishEvents makes the refresher hand the events of the status changes
+// it records (connection.broken, connection.expiring) to the webhook queue.
+// Call it once, before use.
+func (r *Refresher) PublishEvents(p eventPublisher) { r.events = p }
 
 func (r *Refresher) newOwner() (string, error) {
 	b := make([]byte, 12)
@@ -602,9 +633,10 @@ func (r *Refresher) process(ctx context.Context, rf ref) (action, error) {
 		r.log.InfoContext(ctx, "token expired; connection broken", "site", rec.SiteID, "platform", string(rec.Platform), "connection_id", rec.ID)
 		return a, reconnectError(rec, "token_expired")
 	case actExpiring:
-		err := r.cfg.Store.setStatus(ctx, rec.SiteID, rec.ID, statusChange{
-			Status: StatusExpiring, Reason: "reconnect_before_expiry", Version: rec.TokenVersion, Now: now.UTC(),
+		ev, err := r.cfg.Store.setStatus(ctx, rec.SiteID, rec.ID, statusChange{
+			Status: StatusExpiring, Reason: "reconnect_before_expiry", Version: rec.TokenVersion, Now: now.UTC(), Conn: &rec.Connection,
 		})
+		r.publish(ctx, ev)
 		if errors.Is(err, ErrLeaseLost) {
 			return a, errBusy
 		}
@@ -631,15 +663,17 @@ func (r *Refresher) Validate(ctx context.Context, siteID, id string) (Connection
 	}
 	now := r.cfg.Now().UTC()
 	finish := func(status Status, reason string) (Connection, error) {
-		c := statusChange{Status: status, Reason: reason, Validated: true, Now: now}
+		c := statusChange{Status: status, Reason: reason, Validated: true, Now: now, Conn: &rec.Connection}
 		if status != StatusBroken {
 			// Do not undo a refresh or a broken mark made meanwhile: the
 			// request stays pending and the next run checks again.
 			c.Version, c.From = rec.TokenVersion, rec.Status
 		}
-		if err := r.cfg.Store.setStatus(ctx, siteID, id, c); err != nil {
+		ev, err := r.cfg.Store.setStatus(ctx, siteID, id, c)
+		if err != nil {
 			return Connection{}, fmt.Errorf("record the validation of %s: %w", id, err)
 		}
+		r.publish(ctx, ev)
 		r.log.InfoContext(ctx, "connection validated", "site", siteID, "platform", string(rec.Platform), "connection_id", id, "status", string(status))
 		return r.cfg.Store.Get(ctx, siteID, id)
 	}

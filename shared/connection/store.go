@@ -15,6 +15,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/cursor"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/vault"
 )
@@ -483,12 +484,40 @@ type statusChange struct {
 	// pending request cleared.
 	Validated bool
 	Now       time.Time
+	// Conn, when the caller read it, fills the event's platform, account
+	// and expiry.
+	Conn *Connection
 }
 
 // setStatus changes a connection's status. Marking it broken drops its
 // refresh entry: nothing can be done until it is connected again. A
 // condition that no longer holds is reported as ErrLeaseLost.
-func (s *Store) setStatus(ctx context.Context, siteID, id string, c statusChange) error {
+//
+// A change to broken or expiring records its event (connection.broken,
+// connection.expiring) in the same transaction, conditional on the status
+// actually changing, and returns it: only the write that makes the change
+// records one. A connection already in that status is written as before,
+// without an event.
+func (s *Store) setStatus(ctx context.Context, siteID, id string, c statusChange) (*event.Event, error) {
+	if tx, ok := s.db.(transactWriter); ok && (c.Status == StatusBroken || c.Status == StatusExpiring) {
+		ev, err := s.setStatusWithEvent(ctx, tx, siteID, id, c)
+		if !errors.Is(err, errNoChange) {
+			return ev, err
+		}
+	}
+	u, cond := statusUpdate(c)
+	_, err := s.db.UpdateItem(ctx, u.input(s.table, connKey(siteID, id), cond))
+	if isConditionFailed(err) {
+		return nil, ErrLeaseLost
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set status of %s to %s: %w", id, c.Status, err)
+	}
+	return nil, nil
+}
+
+// statusUpdate is the update and condition of a status change.
+func statusUpdate(c statusChange) (*update, string) {
 	u := newUpdate().Set("status", str(string(c.Status))).Set("updated_at", timeAttr(c.Now))
 	setOptional(u, "status_reason", c.Reason)
 	if c.Status == StatusBroken {
@@ -509,14 +538,62 @@ func (s *Store) setStatus(ctx context.Context, siteID, id string, c statusChange
 	if c.From != "" {
 		cond += " AND " + u.name("status") + " = " + u.value(str(string(c.From)))
 	}
-	_, err := s.db.UpdateItem(ctx, u.input(s.table, connKey(siteID, id), cond))
-	if isConditionFailed(err) {
-		return ErrLeaseLost
+	return u, cond
+}
+
+// transactWriter is the DynamoDB client's TransactWriteItems; a table
+// without it (a unit test's fake) records no events.
+type transactWriter interface {
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+// errNoChange: the status change with its event did not apply (the status
+// is that already, or another condition failed); the plain write decides.
+var errNoChange = errors.New("the status did not change")
+
+// statusEventTypes are the statuses whose changes are events.
+var statusEventTypes = map[Status]event.Type{StatusBroken: event.ConnectionBroken, StatusExpiring: event.ConnectionExpiring}
+
+// setStatusWithEvent writes a change to broken or expiring and its event
+// in one transaction, conditional on the status changing.
+func (s *Store) setStatusWithEvent(ctx context.Context, tx transactWriter, siteID, id string, c statusChange) (*event.Event, error) {
+	typ := statusEventTypes[c.Status]
+	data := event.ConnectionData{ConnectionID: id, Status: string(c.Status), Reason: c.Reason}
+	if c.Conn != nil {
+		data.Platform, data.AccountName = string(c.Conn.Platform), c.Conn.Handle
+		if c.Status == StatusExpiring {
+			data.ExpiresAt = c.Conn.TokenExpiresAt
+		}
+	}
+	// Only one write makes the change (the status condition), so the time
+	// of this attempt is enough to tell this change from a later one.
+	ev, err := event.New(siteID, typ, c.Now, data, "connection", siteID, id, string(c.Status), strconv.FormatInt(c.Now.UnixNano(), 10))
+	if err != nil {
+		return nil, err
+	}
+	u, cond := statusUpdate(c)
+	cond += " AND " + u.name("status") + " <> " + u.value(str(string(c.Status)))
+	in := u.input(s.table, connKey(siteID, id), cond)
+	items := []types.TransactWriteItem{
+		{Update: &types.Update{TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression, ConditionExpression: in.ConditionExpression,
+			ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: in.ExpressionAttributeValues}},
+		{Put: ev.Put(s.table)},
+	}
+	for range 3 {
+		_, err = tx.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			break
+		}
+		if len(tce.CancellationReasons) == 0 || aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			return nil, errNoChange
+		}
+		// Another transaction on the item: try again.
 	}
 	if err != nil {
-		return fmt.Errorf("set status of %s to %s: %w", id, c.Status, err)
+		return nil, fmt.Errorf("set status of %s to %s: %w", id, c.Status, err)
 	}
-	return nil
+	return &ev, nil
 }
 
 // ref names one connection.

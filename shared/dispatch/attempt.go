@@ -196,8 +196,10 @@ func (d *Dispatcher) recover(ctx context.Context, siteID, id string) (ledger.Sta
 	return res.delivery.State, res.delivery, err
 }
 
-// finish records an outcome, then its side effects: the wake-up message of
-// a retry or deferral, the stats, and the event of an unknown outcome.
+// finish records an outcome (with its event, in one transaction), then its
+// side effects: the event's message on the webhook queue, the stats, the
+// log line of an unknown outcome and the wake-up message of a retry or
+// deferral.
 func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.Outcome) (result, error) {
 	if errors.Is(o.Err, ledger.ErrLeaseLost) || o.State == "" {
 		d.log.WarnContext(ctx, "lease lost during the attempt", "delivery_id", lease.Delivery().ID)
@@ -211,6 +213,13 @@ func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.O
 	}
 	if err != nil {
 		return result{"finish_failed", lease.Delivery()}, err
+	}
+	if ev, ok := lease.Event(); ok && d.cfg.Events != nil {
+		// The event is in the table with the outcome; if it cannot be put
+		// on the webhook queue now, the sweep finds it still pending.
+		if err := d.cfg.Events.Publish(ctx, ev.SiteID, ev.ID); err != nil {
+			d.log.WarnContext(ctx, "publish event", "delivery_id", dl.ID, "event_id", ev.ID, "event_type", string(ev.Type), "err", logErr(err))
+		}
 	}
 	now := d.cfg.Now()
 	d.observe(dl, o, now.Sub(dueAt))

@@ -15,25 +15,22 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
-	schedtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/stats"
+	"github.com/posse-dev/posse/shared/wake"
 )
 
 // Defaults.
@@ -46,7 +43,7 @@ const (
 	DefaultClockSkew     = time.Second
 	// MaxDelay is SQS's longest DelaySeconds; longer waits use a one-time
 	// Scheduler schedule.
-	MaxDelay = 15 * time.Minute
+	MaxDelay = wake.MaxDelay
 	// TargetWindow is the window of a target's rate limit.
 	TargetWindow = time.Hour
 )
@@ -80,6 +77,23 @@ type limiter interface {
 	Take(ctx context.Context, siteID, scope string, limit int, window time.Duration) (bool, time.Time, error)
 	Block(ctx context.Context, siteID, scope string, until time.Time) error
 	Blocked(ctx context.Context, siteID, scope string) (time.Time, bool, error)
+}
+
+// eventPublisher puts an event's message on the webhook queue:
+// shared/event.Publisher.
+type eventPublisher interface {
+	Publish(ctx context.Context, siteID, eventID string) error
+}
+
+// outbox lists pending events: shared/event.Store.
+type outbox interface {
+	Pending(ctx context.Context, before time.Time, limit int) ([]event.Ref, error)
+}
+
+// webhookSweeper sends webhook attempts overdue since before again and
+// returns how many: shared/webhook.Sweeper.
+type webhookSweeper interface {
+	Sweep(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // statsRecorder adds outcomes to the daily counters: shared/stats.
@@ -127,6 +141,16 @@ type Config struct {
 	// message of type schedule goes to its Fire.
 	Schedules scheduleFirer
 
+	// Events puts the event an outcome recorded on the webhook queue
+	// (shared/event.Publisher); nil sends nothing, and the sweep hands the
+	// pending events on.
+	Events eventPublisher
+	// Outbox lists the events still pending for the sweep
+	// (shared/event.Store); Webhooks sends overdue webhook attempts again
+	// (shared/webhook.Sweeper). Either may be nil.
+	Outbox   outbox
+	Webhooks webhookSweeper
+
 	// AI adapts the deliveries that asked for it at their first claim,
 	// reading the post from Snapshots and the site's AI settings from
 	// Sites (AIDefaultBudgetMicros when the site set no budget). Without
@@ -148,8 +172,9 @@ type Config struct {
 // Dispatcher processes dispatch queue records. It is safe for concurrent
 // use.
 type Dispatcher struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	waker *wake.Waker
 }
 
 // New returns a Dispatcher, or an error naming what is missing. It does no
@@ -188,7 +213,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{cfg: cfg, log: log}, nil
+	w := &wake.Waker{Queue: cfg.Queue, QueueURL: cfg.QueueURL, QueueARN: cfg.QueueARN, ScheduleGroup: cfg.ScheduleGroup,
+		RoleARN: cfg.SchedulerRoleARN, DLQARN: cfg.SchedulerDLQARN, Now: cfg.Now}
+	if cfg.Scheduler != nil {
+		w.Scheduler = cfg.Scheduler
+	}
+	return &Dispatcher{cfg: cfg, log: log, waker: w}, nil
 }
 
 // Record is one dispatch queue message.
@@ -334,55 +364,10 @@ func (d *Dispatcher) early(ctx context.Context, m ledger.Message, ce *ledger.Cla
 // wake puts m back on the dispatch queue to arrive at at: a delayed message
 // up to MaxDelay, else a one-time schedule.
 func (d *Dispatcher) wake(ctx context.Context, m ledger.Message, at time.Time) error {
-	wait := at.Sub(d.cfg.Now())
-	if wait <= MaxDelay {
-		secs := int32(math.Ceil(wait.Seconds()))
-		secs = max(0, min(secs, int32(MaxDelay/time.Second)))
-		_, err := d.cfg.Queue.SendMessage(ctx, &sqs.SendMessageInput{
-			QueueUrl: &d.cfg.QueueURL, MessageBody: aws.String(m.Encode()), DelaySeconds: secs,
-		})
-		if err != nil {
-			return fmt.Errorf("re-send delivery %s with a %ds delay: %w", m.DeliveryID, secs, err)
-		}
-		return nil
-	}
-	if d.cfg.Scheduler == nil || d.cfg.QueueARN == "" || d.cfg.SchedulerRoleARN == "" {
-		return fmt.Errorf("schedule delivery %s at %s: no scheduler configured", m.DeliveryID, at.UTC().Format(time.RFC3339))
-	}
-	at = at.UTC().Truncate(time.Second).Add(time.Second)
-	name := "wake-" + m.DeliveryID + "-" + strconv.FormatInt(at.Unix(), 10)
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	in := &scheduler.CreateScheduleInput{
-		Name:                       aws.String(name),
-		ScheduleExpression:         aws.String("at(" + at.Format("2006-01-02T15:04:05") + ")"),
-		ScheduleExpressionTimezone: aws.String("UTC"),
-		FlexibleTimeWindow:         &schedtypes.FlexibleTimeWindow{Mode: schedtypes.FlexibleTimeWindowModeOff},
-		ActionAfterCompletion:      schedtypes.ActionAfterCompletionDelete,
-		Description:                aws.String("POSSE: next attempt of delivery " + m.DeliveryID),
-		Target: &schedtypes.Target{
-			Arn:         aws.String(d.cfg.QueueARN),
-			RoleArn:     aws.String(d.cfg.SchedulerRoleARN),
-			Input:       aws.String(m.Encode()),
-			RetryPolicy: &schedtypes.RetryPolicy{MaximumRetryAttempts: aws.Int32(185), MaximumEventAgeInSeconds: aws.Int32(86400)},
-		},
-	}
-	if d.cfg.ScheduleGroup != "" {
-		in.GroupName = aws.String(d.cfg.ScheduleGroup)
-	}
-	if d.cfg.SchedulerDLQARN != "" {
-		in.Target.DeadLetterConfig = &schedtypes.DeadLetterConfig{Arn: aws.String(d.cfg.SchedulerDLQARN)}
-	}
-	_, err := d.cfg.Scheduler.CreateSchedule(ctx, in)
-	var exists *schedtypes.ConflictException
-	if errors.As(err, &exists) {
-		return nil // the same wake-up was scheduled already
-	}
-	if err != nil {
-		return fmt.Errorf("schedule delivery %s at %s: %w", m.DeliveryID, at.Format(time.RFC3339), err)
-	}
-	return nil
+	return d.waker.Send(ctx, wake.Wake{
+		Body: m.Encode(), At: at, Name: "wake-" + m.DeliveryID,
+		Description: "POSSE: next attempt of delivery " + m.DeliveryID, What: "delivery " + m.DeliveryID,
+	})
 }
 
 // urlQuery matches the query of a URL in error text: platform calls may

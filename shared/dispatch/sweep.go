@@ -16,6 +16,7 @@ const (
 	DefaultQueuedAfter  = 10 * time.Minute
 	DefaultWaitingGrace = time.Minute
 	DefaultSweepLimit   = 200
+	DefaultEventsAfter  = time.Minute
 )
 
 // SweepConfig tunes one sweep.
@@ -29,6 +30,11 @@ type SweepConfig struct {
 	WaitingGrace time.Duration
 	// Limit bounds the deliveries looked at per work queue (default 200).
 	Limit int
+	// EventsAfter: an event still pending this long after it was recorded
+	// lost its webhook queue message (a failed send, or a fan-out that
+	// died) and is sent again (default 1 min). Webhook attempts waiting
+	// this long past their time are sent again too.
+	EventsAfter time.Duration
 }
 
 // SweepStats counts what one sweep did.
@@ -40,7 +46,11 @@ type SweepStats struct {
 	StaleQueued   int `json:"staleQueued"`
 	Overdue       int `json:"overdue"`
 	Requeued      int `json:"requeued"`
-	Errors        int `json:"errors"`
+	// PendingEvents counts events sent to the webhook queue again;
+	// WebhookAttempts, webhook attempts sent again.
+	PendingEvents   int `json:"pendingEvents"`
+	WebhookAttempts int `json:"webhookAttempts"`
+	Errors          int `json:"errors"`
 }
 
 // Sweep is the watchdog: deliveries publishing past their lease are taken
@@ -57,6 +67,9 @@ func (d *Dispatcher) Sweep(ctx context.Context, sc SweepConfig) (SweepStats, err
 	}
 	if sc.Limit <= 0 {
 		sc.Limit = DefaultSweepLimit
+	}
+	if sc.EventsAfter <= 0 {
+		sc.EventsAfter = DefaultEventsAfter
 	}
 	var (
 		st       SweepStats
@@ -123,7 +136,35 @@ func (d *Dispatcher) Sweep(ctx context.Context, sc SweepConfig) (SweepStats, err
 			st.Requeued++
 		}
 	}
+	d.sweepEvents(ctx, now.Add(-sc.EventsAfter), sc.Limit, &st, fail)
 	return st, firstErr
+}
+
+// sweepEvents sends the events still pending since before to the webhook
+// queue again, and has the webhook attempts overdue since before sent again.
+func (d *Dispatcher) sweepEvents(ctx context.Context, before time.Time, limit int, st *SweepStats, fail func(error)) {
+	if d.cfg.Outbox != nil && d.cfg.Events != nil {
+		refs, err := d.cfg.Outbox.Pending(ctx, before, limit)
+		if err != nil {
+			fail(err)
+		}
+		for _, ref := range refs {
+			if err := d.cfg.Events.Publish(ctx, ref.SiteID, ref.ID); err != nil {
+				d.log.WarnContext(ctx, "sweep: publish event", "site", ref.SiteID, "event_id", ref.ID, "err", logErr(err))
+				fail(err)
+				continue
+			}
+			st.PendingEvents++
+		}
+	}
+	if d.cfg.Webhooks != nil {
+		n, err := d.cfg.Webhooks.Sweep(ctx, before, limit)
+		st.WebhookAttempts += n
+		if err != nil {
+			d.log.WarnContext(ctx, "sweep: webhook attempts", "err", logErr(err))
+			fail(err)
+		}
+	}
 }
 
 // enqueue sends m to the dispatch queue now.

@@ -65,17 +65,27 @@ var actions = map[string]string{
 	"POST /v1/queue/redrive":                    "queue.redrive",
 	"POST /v1/queue/move-task":                  "queue.move_task_start",
 	"DELETE /v1/queue/move-task":                "queue.move_task_cancel",
+	"POST /v1/webhooks":                         "webhook.create",
+	"PATCH /v1/webhooks/{id}":                   "webhook.update",
+	"DELETE /v1/webhooks/{id}":                  "webhook.delete",
+	"POST /v1/webhooks/{id}/rotate-secret":      "webhook.rotate_secret",
+	"POST /v1/webhooks/{id}/test":               "webhook.test",
+	"POST /v1/webhook-events/{id}/replay":       "event.replay",
 }
 
 // entityTypes names the entity of a route's first path segment.
 var entityTypes = map[string]string{
 	"sites": "site", "connections": "connection", "targets": "target", "deliveries": "delivery", "queue": "queue",
+	"webhooks": "webhook", "webhook-events": "event",
 }
 
 // auditNote lets a handler refine its audit entry.
 type auditNote struct {
 	action, entityType, entityID string
 	replayed                     bool // an Idempotency-Key replay: nothing was done
+	// replayBody, when set, is stored for Idempotency-Key replays instead
+	// of the answer (an answer that shows a secret once).
+	replayBody []byte
 }
 
 type auditKey struct{}
@@ -89,6 +99,14 @@ func noteOf(r *http.Request) *auditNote {
 func noteEntity(r *http.Request, typ, id string) {
 	if n := noteOf(r); n != nil {
 		n.entityType, n.entityID = typ, id
+	}
+}
+
+// noteReplayBody sets the body an Idempotency-Key replay of this call
+// answers, instead of the one sent now.
+func noteReplayBody(r *http.Request, b []byte) {
+	if n := noteOf(r); n != nil {
+		n.replayBody = b
 	}
 }
 

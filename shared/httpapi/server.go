@@ -118,6 +118,8 @@ type Deps struct {
 	AIDefaultBudgetMicros int64
 	// SiteSettings runs PATCH /v1/sites/{siteId} (shared/site.Store).
 	SiteSettings siteSettings
+	// Webhooks runs the webhook routes (shared/webhook.Service).
+	Webhooks webhookService
 }
 
 // Server is the API. Create it with New.
@@ -160,6 +162,7 @@ func New(d Deps) *Server {
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
 	s.addAIRoutes()
+	s.addWebhookRoutes()
 	return s
 }
 

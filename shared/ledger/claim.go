@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/platform"
 )
 
@@ -76,6 +77,8 @@ type Lease struct {
 	mu   sync.Mutex
 	rec  record
 	done bool
+	// event is what Finish recorded with the outcome.
+	event *event.Event
 }
 
 // Claim claims a delivery for one publish attempt: queued, scheduled,
@@ -366,7 +369,11 @@ func (l *Lease) Finish(ctx context.Context, o Outcome) (Delivery, error) {
 		r.LastError = info
 	}
 	r.History = append(r.History, entry)
-	w, err := l.store.putFenced(ctx, r)
+	ev, err := outcomeEvent(r, now)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("finish delivery %s as %s: %w", r.ID, o.State, err)
+	}
+	w, err := l.store.putFencedWith(ctx, r, ev)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			l.done = true
@@ -375,13 +382,32 @@ func (l *Lease) Finish(ctx context.Context, o Outcome) (Delivery, error) {
 	}
 	l.rec = w
 	l.done = true
+	l.event = ev
 	return w.Delivery, nil
+}
+
+// Event returns the event the outcome write recorded (in the same
+// transaction), or false when Finish has not written one: it has not run
+// or failed, or the outcome records none (deferred).
+func (l *Lease) Event() (event.Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.event == nil {
+		return event.Event{}, false
+	}
+	return *l.event, true
 }
 
 // putFenced writes r conditional on its version and fencing token; a failed
 // condition is ErrLeaseLost.
 func (s *Store) putFenced(ctx context.Context, r record) (record, error) {
-	w, err := s.putCond(ctx, r, true)
+	return s.putFencedWith(ctx, r, nil)
+}
+
+// putFencedWith is putFenced with the event ev (when not nil) written in
+// the same transaction.
+func (s *Store) putFencedWith(ctx context.Context, r record, ev *event.Event) (record, error) {
+	w, err := s.putCond(ctx, r, true, ev)
 	if errors.Is(err, errStale) {
 		return record{}, ErrLeaseLost
 	}

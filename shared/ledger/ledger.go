@@ -7,7 +7,9 @@
 // and a fencing token (Claim), records checkpoints through a Journal bound to
 // that claim, and records the outcome; every write after a claim is
 // conditional on its fencing token, so a stale worker cannot overwrite a
-// newer one.
+// newer one. The outcome write (Lease.Finish) records the outcome's event
+// (shared/event: delivery.sent, .failed, .dead, .unknown, .retrying) in the
+// same transaction, so only the write that wins the fence records it.
 //
 // Items (one table):
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/event"
 )
 
 // Index partitions of the sweep's work queues (GSI2).
@@ -185,11 +186,12 @@ var errStale = errors.New("the delivery changed since it was read")
 // conditional on the stored version still being r.Version. It returns the
 // written record, or errStale.
 func (s *Store) put(ctx context.Context, r record) (record, error) {
-	return s.putCond(ctx, r, false)
+	return s.putCond(ctx, r, false, nil)
 }
 
-// putCond is put, also conditional on the fencing token when fenced.
-func (s *Store) putCond(ctx context.Context, r record, fenced bool) (record, error) {
+// putCond is put, also conditional on the fencing token when fenced, and
+// with the event ev in the same transaction when ev is not nil.
+func (s *Store) putCond(ctx context.Context, r record, fenced bool, ev *event.Event) (record, error) {
 	read := r.Version
 	r.Version++
 	r.UpdatedAt = s.now().UTC()
@@ -209,9 +211,13 @@ func (s *Store) putCond(ctx context.Context, r record, fenced bool) (record, err
 		in.ExpressionAttributeValues[":f"] = num(r.Fence)
 		in.ExpressionAttributeValues[":pub"] = str(string(StatePublishing))
 	}
-	_, err = s.db.PutItem(ctx, in)
+	if ev != nil {
+		err = s.putWithEvent(ctx, in, ev)
+	} else {
+		_, err = s.db.PutItem(ctx, in)
+	}
 	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	if errors.As(err, &ccf) || errors.Is(err, errStale) {
 		return record{}, errStale
 	}
 	if err != nil {
@@ -221,6 +227,51 @@ func (s *Store) putCond(ctx context.Context, r record, fenced bool) (record, err
 		r.History = r.History[len(r.History)-maxHistory:]
 	}
 	return r, nil
+}
+
+// putWithEvent writes the delivery put in and the event it records in one
+// transaction: both or neither. A failed condition on the delivery is
+// errStale; a transaction that collided with another one on the same item
+// is tried again a few times.
+func (s *Store) putWithEvent(ctx context.Context, in *dynamodb.PutItemInput, ev *event.Event) error {
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: in.TableName, Item: in.Item, ConditionExpression: in.ConditionExpression,
+			ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: in.ExpressionAttributeValues}},
+		{Put: ev.Put(s.table)},
+	}
+	const tries = 3
+	var err error
+	for range tries {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			break
+		}
+		if reason(tce, 0) == "ConditionalCheckFailed" || len(tce.CancellationReasons) == 0 {
+			return errStale
+		}
+		if reason(tce, 1) == "ConditionalCheckFailed" {
+			// The event exists and the delivery did not change: a write of
+			// the same outcome already landed. It cannot be told apart from
+			// a lost answer here, so the caller reads again.
+			return fmt.Errorf("record event %s of delivery: it exists already: %w", ev.ID, err)
+		}
+		if reason(tce, 0) != "TransactionConflict" && reason(tce, 1) != "TransactionConflict" {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write the outcome and event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// reason is the cancellation reason code of a transaction's i-th item.
+func reason(e *types.TransactionCanceledException, i int) string {
+	if i >= len(e.CancellationReasons) {
+		return ""
+	}
+	return aws.ToString(e.CancellationReasons[i].Code)
 }
 
 // change applies f to the current record and writes it, retrying a few

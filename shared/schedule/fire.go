@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/queue"
 )
@@ -129,14 +131,27 @@ func (s *Service) claimFire(ctx context.Context, siteID, id string, version int)
 	return record{}, FireResult{}, apperr.Newf(apperr.KindTransient, "fire_contended", "fire schedule %s: contended; try again", id)
 }
 
-// finishFire moves a firing schedule to fired.
+// finishFire moves a firing schedule to fired, recording schedule.fired in
+// the same transaction, and hands the event to the webhook queue.
 func (s *Service) finishFire(ctx context.Context, r record) error {
 	for range 5 {
 		r.State, r.FiringUntil, r.UpdatedAt = StateFired, nil, s.cfg.Now().UTC()
-		_, err := s.store.put(ctx, r)
+		ev, err := event.New(r.SiteID, event.ScheduleFired, r.UpdatedAt, event.ScheduleData{ScheduleID: r.ID, PostID: r.PostID,
+			Revision: r.Revision, ScheduledFor: r.ScheduledFor, Version: r.Version, DeliveryIDs: r.DeliveryIDs},
+			"schedule", r.SiteID, r.ID, strconv.Itoa(r.Version), string(event.ScheduleFired))
+		if err != nil {
+			return fmt.Errorf("finish fire of schedule %s: %w", r.ID, err)
+		}
+		_, err = s.store.putWithEvent(ctx, r, &ev)
 		if err == nil {
 			s.log.InfoContext(ctx, "schedule fired", "site", r.SiteID, "schedule_id", r.ID, "version", r.Version,
 				"late_ms", r.FiredAt.Sub(r.ScheduledFor).Milliseconds())
+			if s.cfg.Events != nil {
+				if err := s.cfg.Events.Publish(ctx, ev.SiteID, ev.ID); err != nil {
+					// The event waits in the outbox; the sweep sends it.
+					s.log.WarnContext(ctx, "publish schedule event", "schedule_id", r.ID, "event_id", ev.ID, "err", err.Error())
+				}
+			}
 			return nil
 		}
 		if !errors.Is(err, errStale) {

@@ -72,6 +72,11 @@ type enqueuer interface {
 	Send(ctx context.Context, msgs []queue.Outgoing) error
 }
 
+// eventPublisher puts an event's message on the webhook queue.
+type eventPublisher interface {
+	Publish(ctx context.Context, siteID, eventID string) error
+}
+
 // Config is what a Service is built from. DB, Table and Ledger are always
 // needed; the api function adds Snapshots, the Scheduler settings and SQS;
 // the dispatch function, which only fires schedules, adds Queue.
@@ -104,6 +109,9 @@ type Config struct {
 
 	// Queue enqueues a fired schedule's delivery messages.
 	Queue enqueuer
+	// Events hands schedule.fired to the webhook queue
+	// (shared/event.Publisher); nil leaves it to the sweep.
+	Events eventPublisher
 	// FireLease bounds a fire in progress: a duplicate fire waits for it, a
 	// fire that died is taken over after it (default 2 min).
 	FireLease time.Duration

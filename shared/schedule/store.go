@@ -15,6 +15,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/cursor"
+	"github.com/posse-dev/posse/shared/event"
 )
 
 // WorkQueue is the GSI2 partition of schedules waiting to fire (by
@@ -31,6 +32,7 @@ type dynamoAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // record is a schedule item as stored: the schedule and its bookkeeping.
@@ -140,17 +142,31 @@ func (s *store) create(ctx context.Context, r record) (record, error) {
 // put writes r (whose Seq is the one read) as Seq+1, conditional on the
 // stored Seq; errStale when another write came first.
 func (s *store) put(ctx context.Context, r record) (record, error) {
+	return s.putWithEvent(ctx, r, nil)
+}
+
+// putWithEvent is put with the event ev (when not nil) written in the same
+// transaction, conditional on not existing: both or neither.
+func (s *store) putWithEvent(ctx context.Context, r record, ev *event.Event) (record, error) {
 	read := r.Seq
 	r.Seq++
 	it, err := r.item()
 	if err != nil {
 		return record{}, err
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &s.table, Item: it,
-		ConditionExpression:       aws.String("attribute_exists(PK) AND seq = :q"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":q": num(read)},
-	})
+	cond, vals := aws.String("attribute_exists(PK) AND seq = :q"), map[string]types.AttributeValue{":q": num(read)}
+	if ev != nil {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Put: &types.Put{TableName: &s.table, Item: it, ConditionExpression: cond, ExpressionAttributeValues: vals}},
+			{Put: ev.Put(s.table)},
+		}})
+		var tce *types.TransactionCanceledException
+		if errors.As(err, &tce) {
+			return record{}, errStale // changed since it was read (or the event exists: read again)
+		}
+	} else {
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: it, ConditionExpression: cond, ExpressionAttributeValues: vals})
+	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return record{}, errStale

@@ -11,6 +11,7 @@ import (
 	"github.com/posse-dev/posse/shared/compose"
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/engagement"
 	"github.com/posse-dev/posse/shared/httpapi"
 	"github.com/posse-dev/posse/shared/idempotency"
 	"github.com/posse-dev/posse/shared/ledger"
@@ -40,5 +41,6 @@ func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Clie
 	d.Idempotency = idempotency.NewStore(db, cfg.Table, nil, nil)
 	d.Audit = audit.NewStore(db, cfg.Table, audit.DefaultRetention, nil, nil)
 	d.Analytics = stats.New(db, cfg.Table)
+	d.Readings = engagement.NewStore(db, cfg.Table)
 	return nil
 }

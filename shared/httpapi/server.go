@@ -102,6 +102,9 @@ type Deps struct {
 	Audit auditLog
 	// Analytics answers GET /v1/analytics.
 	Analytics analyticsQuery
+	// Readings lists engagement readings (shared/engagement.Store) for
+	// GET /v1/deliveries/{id}/metrics.
+	Readings readingStore
 	// Schedules runs the schedule routes (shared/schedule.Service); they
 	// compose and validate with Targets, Connections and Publishers.
 	Schedules scheduleService
@@ -151,6 +154,7 @@ func New(d Deps) *Server {
 	s.addDeliveryRoutes()
 	s.addQueueRoutes()
 	s.addAnalyticsRoutes()
+	s.addEngagementRoutes()
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
 	s.addAIRoutes()

@@ -28,6 +28,7 @@ func (s *Server) addEngagementRoutes() {
 	s.add("GET", "/v1/deliveries/{id}/metrics", SiteKey, s.deliveryMetrics)
 	s.add("GET", "/v1/posts/{postId}", SiteKey, s.getPost)
 	s.add("GET", "/v1/analytics/top", SiteKey, s.topPosts)
+	s.add("GET", "/v1/posts/{postId}/variants", SiteKey, s.postVariants)
 }
 
 // metricsView is where a delivery's readings stand.

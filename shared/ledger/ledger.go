@@ -183,6 +183,22 @@ type NewDelivery struct {
 	// AI, when set, asks for the text to be adapted at the first claim
 	// (Source AIPending), or records an editor's override (AIOverride).
 	AI *AIInfo
+	// Variant is the A/B variant ("a" to "d") the delivery publishes; empty
+	// without variants.
+	Variant string
+}
+
+// VariantLabel names the i-th A/B variant: "a", "b", ...
+func VariantLabel(i int) string { return string(rune('a' + i)) }
+
+// VariantIndex is the position of a variant label ("a" is 0); 0 for an
+// empty or unknown label. The AI router asks for a distinct wording for
+// every positive index (ai.Input.Variant).
+func VariantIndex(label string) int {
+	if len(label) != 1 || label[0] < 'a' || label[0] > 'z' {
+		return 0
+	}
+	return int(label[0] - 'a')
 }
 
 // AI sources: how a delivery's text was written.

@@ -342,6 +342,22 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, p Princi
 		c.When, timeErr = &when, terr
 	}
 	var ps problems
+	if (in.TargetIDs != nil || in.CustomMessage != nil) && len(sch.DeliveryIDs) > 0 && s.d.Deliveries != nil {
+		// A/B variants are planned once, across all the targets: changing
+		// the targets or the text would mix them up.
+		d, err := s.d.Deliveries.Get(ctx, p.SiteID, sch.DeliveryIDs[0])
+		if err != nil && !apperr.Is(err, apperr.KindNotFound) {
+			return err
+		}
+		if d.Variant != "" {
+			field := "targetIds"
+			if in.TargetIDs == nil {
+				field = "customMessage"
+			}
+			return apperr.Unprocessable("schedule_has_variants", "this schedule publishes A/B variants; its targets and text cannot change: cancel it and schedule again",
+				[]apperr.Problem{{Field: field, Message: "cannot change on a schedule with variants"}})
+		}
+	}
 	if in.TargetIDs != nil || in.CustomMessage != nil {
 		ids, custom := sch.TargetIDs, sch.CustomMessage
 		if in.TargetIDs != nil {

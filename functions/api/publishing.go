@@ -11,6 +11,7 @@ import (
 	"github.com/posse-dev/posse/shared/compose"
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/engagement"
 	"github.com/posse-dev/posse/shared/httpapi"
 	"github.com/posse-dev/posse/shared/idempotency"
 	"github.com/posse-dev/posse/shared/ledger"
@@ -45,5 +46,6 @@ func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Clie
 	st := stats.New(db, cfg.Table)
 	d.Analytics, d.RecentStats = st, st
 	d.Blocks = ratelimit.New(db, cfg.Table, nil)
+	d.Readings = engagement.NewStore(db, cfg.Table)
 	return nil
 }

@@ -2,7 +2,12 @@
 // schedule invokes it every five minutes; it runs requested validations,
 // then refreshes every connection whose token expires within its window
 // (single-flight per connection), marks LinkedIn tokens expiring and dead
-// tokens broken, and logs the counts.
+// tokens broken, then takes the engagement readings that are due
+// (shared/engagement) with the credentials it just kept fresh, and logs the
+// counts. Reading runs here rather than in a function of its own: it needs
+// exactly this function's privileges (the table, KMS Decrypt to open
+// credentials), and it shares the warm vault cache and the refresher's
+// single-flight, so credentials are opened once for both.
 package main
 
 import (
@@ -17,7 +22,10 @@ import (
 
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/engagement"
+	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
+	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/recurring"
 	"github.com/posse-dev/posse/shared/worker"
 )
@@ -33,14 +41,22 @@ func main() {
 	lambda.Start(h.handle)
 }
 
-// handler runs one refresh pass per invocation and flushes its metrics.
+// handler runs one refresh pass, then one engagement pass, per invocation,
+// and flushes its metrics.
 type handler struct {
 	refresher *connection.Refresher
+	collector *engagement.Collector
 	flush     func(context.Context)
 	log       *slog.Logger
 }
 
-func (h *handler) handle(ctx context.Context, ev recurring.Event) (connection.RunStats, error) {
+// result is what one invocation did.
+type result struct {
+	connection.RunStats
+	Engagement engagement.Stats `json:"engagement"`
+}
+
+func (h *handler) handle(ctx context.Context, ev recurring.Event) (result, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
 	}
@@ -52,9 +68,16 @@ func (h *handler) handle(ctx context.Context, ev recurring.Event) (connection.Ru
 		"validate_failed", st.ValidateFailed, "duration_ms", time.Since(start).Milliseconds())
 	h.flush(ctx)
 	if err != nil {
-		return st, fmt.Errorf("refresh pass: %w", err)
+		return result{RunStats: st}, fmt.Errorf("refresh pass: %w", err)
 	}
-	return st, nil
+	start = time.Now()
+	es, err := h.collector.Run(ctx)
+	h.log.InfoContext(ctx, "engagement pass", "due", es.Due, "read", es.Read, "deleted", es.Deleted, "deferred", es.Deferred,
+		"stopped", es.Stopped, "skipped", es.Skipped, "failed", es.Failed, "calls", es.Calls, "duration_ms", time.Since(start).Milliseconds())
+	if err != nil {
+		return result{RunStats: st, Engagement: es}, fmt.Errorf("engagement pass: %w", err)
+	}
+	return result{RunStats: st, Engagement: es}, nil
 }
 
 // build wires config → clients → services → handler.
@@ -65,5 +88,18 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &handler{refresher: w.Refresher, flush: w.FlushMetrics, log: w.Log}, w.Log, nil
+	mc, err := posseconfig.LoadMetrics(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	col, err := engagement.New(engagement.Config{
+		Work: ledger.NewStore(w.DB, w.Config.Table, nil), Store: engagement.NewStore(w.DB, w.Config.Table),
+		Readers: w.Adapters, Accounts: w.Refresher, Connections: connection.NewStore(w.DB, w.Config.Table),
+		Limiter:   ratelimit.New(w.DB, w.Config.Table, nil),
+		ReadAfter: mc.ReadAfter, ReadsPerHour: mc.ReadsPerHour, Logger: w.Log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &handler{refresher: w.Refresher, collector: col, flush: w.FlushMetrics, log: w.Log}, w.Log, nil
 }

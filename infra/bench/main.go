@@ -10,7 +10,9 @@
 //     bytes;
 //   - AI adaptation against the LLM simulator (see aiAdaptation);
 //   - the dispatch pipeline and schedules through the whole local stack
-//     (see pipeline).
+//     (see pipeline);
+//   - engagement reads per second per platform against the simulator and
+//     DynamoDB calls per reading (see engagementReads).
 //
 // Results are printed as a table and written to infra/bench/results/ as JSON.
 package main
@@ -56,7 +58,7 @@ type result struct {
 }
 
 func main() {
-	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline); empty: all")
+	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement); empty: all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
@@ -93,6 +95,7 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		{"vault", func() ([]result, error) { return vaultEconomy(ctx, srv) }},
 		{"ai", func() ([]result, error) { return aiAdaptation(ctx, srv) }},
 		{"pipeline", func() ([]result, error) { return pipeline(ctx, root, tmp) }},
+		{"engagement", func() ([]result, error) { return engagementReads(ctx, srv) }},
 	}
 	var results []result
 	for _, p := range parts {

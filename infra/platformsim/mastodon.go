@@ -534,11 +534,21 @@ func (s *Server) mastoGetStatus(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	var js map[string]any
-	s.with(func(st map[string]any) { js, _ = st["mastodon|status|"+r.PathValue("id")].(map[string]any) })
-	if js == nil {
-		mastoErr(w, http.StatusNotFound, "Record not found")
+	s.count(mastoName, "read_status")
+	if s.missingScope(mastoName) {
+		mastoErr(w, http.StatusForbidden, "This action is outside the authorized scopes")
 		return
 	}
-	writeJSON(w, http.StatusOK, js)
+	id := r.PathValue("id")
+	var js map[string]any
+	s.with(func(st map[string]any) { js, _ = st["mastodon|status|"+id].(map[string]any) })
+	p, live := s.livePost(mastoName, id)
+	switch {
+	case !live:
+		mastoErr(w, http.StatusNotFound, "Record not found")
+		return
+	case js == nil: // seeded with SeedPost
+		js = map[string]any{"id": id, "url": p.URL, "uri": p.URL, "content": p.Text}
+	}
+	writeJSON(w, http.StatusOK, s.mastoStatusCounts(id, js))
 }

@@ -88,6 +88,9 @@ type Options struct {
 	// Clients are the OAuth client credentials each platform accepts, by
 	// platform name. A platform with no entry accepts any non-empty pair.
 	Clients map[string]Client
+	// MetricsStep is the time step of the engagement figures (default one
+	// second): figures grow once per step since a post was created.
+	MetricsStep time.Duration
 }
 
 // Client is an OAuth client registered with a platform.

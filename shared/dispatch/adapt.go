@@ -60,6 +60,7 @@ func (d *Dispatcher) adapt(ctx context.Context, lease *ledger.Lease, pub platfor
 			Limit: compose.LimitOf(pub.Capabilities()), Title: snap.Title, Excerpt: snap.Excerpt, Body: snap.Body,
 			Link: dl.Link, Media: dl.Media, Settings: info.Settings, Fallback: dl.Text, Validate: ai.ValidateWith(pub, post),
 			BudgetMicros: st.AI.BudgetMicros(d.cfg.AIDefaultBudgetMicros), Chain: st.AI.Providers, Strategy: st.AI.Strategy,
+			Variant: ledger.VariantIndex(dl.Variant),
 		})
 		if res, err = d.cfg.AI.Adapt(ctx, in); err != nil {
 			return fmt.Errorf("adapt delivery %s: %w", dl.ID, err)

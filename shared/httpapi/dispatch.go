@@ -109,6 +109,10 @@ type dispatchRequest struct {
 	// Overrides are editor-approved texts by target id, published as they
 	// are (validated like composed text).
 	Overrides map[string]string `json:"overrides"`
+	// Variants asks for an A/B test: 2 to 4 wordings (each a customMessage
+	// and/or overrides) or {"count": n} written by the AI router, assigned
+	// across the targets.
+	Variants json.RawMessage `json:"variants"`
 }
 
 // aiRequest is what a dispatch or schedule asks of AI.
@@ -259,6 +263,8 @@ type planned struct {
 	post platform.Post
 	// ai is the delivery's AI adaptation: pending, an override, or nil.
 	ai *ledger.AIInfo
+	// variant is the A/B variant the target was given; "" without variants.
+	variant string
 }
 
 // dispatch validates everything, answers 422 with every problem before
@@ -319,9 +325,15 @@ func (s *Server) planRequest(ctx context.Context, siteID string, in dispatchRequ
 	if err != nil {
 		return post, nil, err
 	}
+	vp := s.checkVariants(in.Variants, adapt, in.Overrides, in.TargetIDs, &ps)
 	if len(ps) == 0 {
 		var plans []planned
-		if plans, ps, err = s.plan(ctx, siteID, post, custom, in.TargetIDs, air); err != nil || len(ps) == 0 {
+		if vp.n() > 0 {
+			plans, ps, err = s.planVariants(ctx, siteID, planInput{post: post, custom: custom, ids: in.TargetIDs, air: air}, vp)
+		} else {
+			plans, ps, err = s.plan(ctx, siteID, post, custom, in.TargetIDs, air)
+		}
+		if err != nil || len(ps) == 0 {
 			return post, plans, err
 		}
 	}

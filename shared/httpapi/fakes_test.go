@@ -242,7 +242,7 @@ func (l *memLedger) CreateAll(_ context.Context, ds []ledger.NewDelivery) ([]led
 		}
 		d := ledger.Delivery{ID: id, SiteID: n.SiteID, PostID: n.PostID, Revision: n.Revision, TargetID: n.TargetID, ConnectionID: n.ConnectionID,
 			Platform: n.Platform, State: ledger.StateQueued, Text: n.Text, Link: n.Link, Title: n.Title, Media: n.Media, Options: n.Options,
-			RateLimitPerHour: n.RateLimitPerHour, AI: n.AI, CreatedAt: time.Unix(1_800_000_000, 0).UTC()}
+			RateLimitPerHour: n.RateLimitPerHour, AI: n.AI, Variant: n.Variant, CreatedAt: time.Unix(1_800_000_000, 0).UTC()}
 		l.m[n.SiteID+"/"+id] = d
 		out[i], created[i] = d, true
 		l.w.add("delivery")

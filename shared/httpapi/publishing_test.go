@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/posse-dev/posse/shared/connection"
+	"github.com/posse-dev/posse/shared/engagement"
 	"github.com/posse-dev/posse/shared/idempotency"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/platform"
@@ -31,6 +32,7 @@ type pubFixture struct {
 	idem      *memIdem
 	audit     *memAudit
 	analytics *memAnalytics
+	readings  *memReadings
 	now       time.Time
 
 	otherSite, otherKey string
@@ -65,10 +67,11 @@ func newPubFixture(t *testing.T) *pubFixture {
 	f.idem = &memIdem{w: f.w, keys: map[string]*memIdemKey{}}
 	f.audit = &memAudit{}
 	f.analytics = &memAnalytics{}
+	f.readings = &memReadings{m: map[string][]engagement.Reading{}}
 	f.srv = New(Deps{
 		Sites: f.sites, AdminKeySHA256: hash(adminKey), MaxBodyBytes: 1 << 20, Now: func() time.Time { return f.now },
 		Connections: f.conns, Targets: f.targets, Deliveries: f.ledger, Snapshots: f.snaps, Publishers: registry.New(registry.Config{}),
-		Queue: f.queue, Idempotency: f.idem, Audit: f.audit, Analytics: f.analytics,
+		Queue: f.queue, Idempotency: f.idem, Audit: f.audit, Analytics: f.analytics, Readings: f.readings,
 	})
 	mk := func(site, conn, name string, extra string) string {
 		in := target.Input{}

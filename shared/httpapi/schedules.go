@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,6 +47,8 @@ type scheduleRequest struct {
 	// text is adapted when the schedule fires.
 	RequestAIAssets bool              `json:"requestAiAssets"`
 	Overrides       map[string]string `json:"overrides"`
+	// Variants is as in a dispatch request.
+	Variants json.RawMessage `json:"variants"`
 }
 
 // schedulePatch is the body of PATCH /v1/schedules/{id}; absent fields
@@ -139,7 +142,7 @@ func newDeliveries(siteID string, post compose.Post, plans []planned) []ledger.N
 		news[i] = ledger.NewDelivery{
 			SiteID: siteID, PostID: post.PostID, Revision: post.Revision, TargetID: pl.t.ID, ConnectionID: pl.t.ConnectionID,
 			Platform: pl.t.Platform, Text: pl.post.Text, Link: pl.post.Link, Title: pl.post.Title, Media: pl.post.Media,
-			Options: pl.post.Options, RateLimitPerHour: pl.t.HourlyRateLimit, AI: pl.ai,
+			Options: pl.post.Options, RateLimitPerHour: pl.t.HourlyRateLimit, AI: pl.ai, Variant: pl.variant,
 		}
 	}
 	return news
@@ -205,10 +208,16 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
+	vp := s.checkVariants(in.Variants, in.RequestAIAssets, in.Overrides, in.TargetIDs, &ps)
 	if timeErr != nil || len(ps) > 0 {
 		return scheduleRejected(timeErr, ps)
 	}
-	plans, ps, err := s.plan(ctx, p.SiteID, post, custom, in.TargetIDs, air)
+	var plans []planned
+	if vp.n() > 0 {
+		plans, ps, err = s.planVariants(ctx, p.SiteID, planInput{post: post, custom: custom, ids: in.TargetIDs, air: air}, vp)
+	} else {
+		plans, ps, err = s.plan(ctx, p.SiteID, post, custom, in.TargetIDs, air)
+	}
 	if err != nil {
 		return err
 	}
@@ -333,6 +342,22 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, p Princi
 		c.When, timeErr = &when, terr
 	}
 	var ps problems
+	if (in.TargetIDs != nil || in.CustomMessage != nil) && len(sch.DeliveryIDs) > 0 && s.d.Deliveries != nil {
+		// A/B variants are planned once, across all the targets: changing
+		// the targets or the text would mix them up.
+		d, err := s.d.Deliveries.Get(ctx, p.SiteID, sch.DeliveryIDs[0])
+		if err != nil && !apperr.Is(err, apperr.KindNotFound) {
+			return err
+		}
+		if d.Variant != "" {
+			field := "targetIds"
+			if in.TargetIDs == nil {
+				field = "customMessage"
+			}
+			return apperr.Unprocessable("schedule_has_variants", "this schedule publishes A/B variants; its targets and text cannot change: cancel it and schedule again",
+				[]apperr.Problem{{Field: field, Message: "cannot change on a schedule with variants"}})
+		}
+	}
 	if in.TargetIDs != nil || in.CustomMessage != nil {
 		ids, custom := sch.TargetIDs, sch.CustomMessage
 		if in.TargetIDs != nil {

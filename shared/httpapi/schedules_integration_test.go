@@ -378,3 +378,32 @@ func TestThousandSchedulesAgainstMoto(t *testing.T) {
 	}
 	t.Logf("%d schedules created through the API in %s, listed in %d pages", n, created.Round(time.Millisecond), pages)
 }
+
+func TestScheduleWithVariantsAgainstMoto(t *testing.T) {
+	t.Parallel()
+	s := newScheduleStack(t, schedule.Limits{})
+	tx := s.target(s.keyA, "conn_xa", "X", "")
+	tm := s.target(s.keyA, "conn_ma", "Mastodon", "")
+	when := fmt.Sprintf("%d-07-01T09:30:00Z", s.clock.Now().Year()+1)
+	var sch scheduleOut
+	status, body, _ := s.call("POST", "/v1/schedules", s.keyA, scheduleBody("pv", []string{tx, tm}, when, "",
+		`,"variants":[{"customMessage":"Wording one"},{"customMessage":"Wording two"}]`))
+	if status != 201 || json.Unmarshal([]byte(body), &sch) != nil {
+		t.Fatalf("create: got %d %s", status, body)
+	}
+	labels := map[string]string{}
+	for _, d := range sch.Deliveries {
+		labels[d.Variant] = d.Text
+	}
+	if !strings.Contains(labels["a"], "Wording one") || !strings.Contains(labels["b"], "Wording two") {
+		t.Fatalf("deliveries: got %v, want variant a with wording one and b with wording two", labels)
+	}
+	before := s.items()
+	status, body, _ = s.call("PATCH", "/v1/schedules/"+sch.ID, s.keyA, `{"customMessage":"Something else"}`)
+	if p := problemOf(t, body); status != 422 || !hasField(p, "customMessage") {
+		t.Errorf("PATCH the text of a schedule with variants: got %d %s, want 422 naming customMessage", status, body)
+	}
+	if after := s.items(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the refused PATCH wrote: before %d items, after %d", len(before), len(after))
+	}
+}

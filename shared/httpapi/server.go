@@ -107,6 +107,9 @@ type Deps struct {
 	// Connections.
 	RecentStats recentStats
 	Blocks      blockReader
+	// Readings lists engagement readings (shared/engagement.Store) for
+	// GET /v1/deliveries/{id}/metrics.
+	Readings readingStore
 	// Schedules runs the schedule routes (shared/schedule.Service); they
 	// compose and validate with Targets, Connections and Publishers.
 	Schedules scheduleService
@@ -159,6 +162,7 @@ func New(d Deps) *Server {
 	s.addQueueRoutes()
 	s.addAnalyticsRoutes()
 	s.addPlatformRoutes()
+	s.addEngagementRoutes()
 	s.addAuditRoutes()
 	s.addScheduleRoutes()
 	s.addAIRoutes()

@@ -122,7 +122,7 @@ func newRecord(id string, n NewDelivery, now time.Time) record {
 		ConnectionID: n.ConnectionID, Platform: n.Platform, State: st,
 		Text: n.Text, Link: n.Link, Title: n.Title,
 		Media: slices.Clone(n.Media), Options: maps.Clone(n.Options), RateLimitPerHour: n.RateLimitPerHour,
-		ScheduleID: n.ScheduleID, CreatedAt: now, UpdatedAt: now,
+		ScheduleID: n.ScheduleID, Variant: n.Variant, CreatedAt: now, UpdatedAt: now,
 	}, Version: 1}
 	if n.AI != nil {
 		info := *n.AI

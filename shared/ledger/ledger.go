@@ -16,6 +16,9 @@
 //	PK=SITE#<site>  SK=DLV#<id>   the delivery
 //	  GSI1PK=SITE#<site>#DLV  GSI1SK=<createdAt RFC3339Nano>#<id>   per-site listing, newest first
 //	  GSI2PK=LEASE|QUEUED|WAITING  GSI2SK=<deadline RFC3339Nano>#<site>#<id>   the sweep's work queues
+//	  GSI2PK=METRICS#SENT  GSI2SK=<sentAt>#<site>#<id>         sent, no engagement reading yet (shared/engagement
+//	                                                              reads it once sentAt + the first interval has passed)
+//	  GSI2PK=METRICS       GSI2SK=<metricsNextAt>#<site>#<id>  sent, the next engagement reading is due then
 package ledger
 
 import (
@@ -145,7 +148,28 @@ type Delivery struct {
 	CreatedAt time.Time  `json:"createdAt" dynamodbav:"created_at"`
 	UpdatedAt time.Time  `json:"updatedAt" dynamodbav:"updated_at"`
 	SentAt    *time.Time `json:"sentAt,omitempty" dynamodbav:"sent_at,omitempty"`
+	// Variant is the A/B variant the delivery publishes ("a", "b", ...);
+	// empty when the dispatch had no variants.
+	Variant string `json:"variant,omitempty" dynamodbav:"variant,omitempty"`
+	// MetricsReads is how many engagement readings shared/engagement wrote
+	// for the sent delivery; MetricsNextAt is when the next one is due.
+	MetricsReads  int        `json:"metricsReads,omitempty" dynamodbav:"metrics_reads,omitempty"`
+	MetricsNextAt *time.Time `json:"metricsNextAt,omitempty" dynamodbav:"metrics_next_at,omitempty"`
+	// MetricsStatus is empty while readings are due, then MetricsDone,
+	// MetricsDeleted or MetricsStopped (MetricsReason says why).
+	MetricsStatus string `json:"metricsStatus,omitempty" dynamodbav:"metrics_status,omitempty"`
+	MetricsReason string `json:"metricsReason,omitempty" dynamodbav:"metrics_reason,omitempty"`
+	// MetricsLast holds the figures of the latest reading, from which the
+	// next one's additions to the daily counters are taken.
+	MetricsLast map[string]int64 `json:"-" dynamodbav:"metrics_last,omitempty"`
 }
+
+// Where reading a sent delivery's engagement stands (Delivery.MetricsStatus).
+const (
+	MetricsDone    = "done"    // every scheduled reading was taken
+	MetricsDeleted = "deleted" // the platform says the post is gone
+	MetricsStopped = "stopped" // the connection is broken or lacks a read permission
+)
 
 // NewDelivery is the input of CreateAll. Text is composed and fitted by the
 // caller and frozen: every attempt publishes the same words.
@@ -161,6 +185,22 @@ type NewDelivery struct {
 	// AI, when set, asks for the text to be adapted at the first claim
 	// (Source AIPending), or records an editor's override (AIOverride).
 	AI *AIInfo
+	// Variant is the A/B variant ("a" to "d") the delivery publishes; empty
+	// without variants.
+	Variant string
+}
+
+// VariantLabel names the i-th A/B variant: "a", "b", ...
+func VariantLabel(i int) string { return string(rune('a' + i)) }
+
+// VariantIndex is the position of a variant label ("a" is 0); 0 for an
+// empty or unknown label. The AI router asks for a distinct wording for
+// every positive index (ai.Input.Variant).
+func VariantIndex(label string) int {
+	if len(label) != 1 || label[0] < 'a' || label[0] > 'z' {
+		return 0
+	}
+	return int(label[0] - 'a')
 }
 
 // AI sources: how a delivery's text was written.

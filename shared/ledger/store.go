@@ -21,6 +21,11 @@ const (
 	QueueLease   = "LEASE"   // publishing, by lease deadline
 	QueueQueued  = "QUEUED"  // queued, by when it was (last) enqueued
 	QueueWaiting = "WAITING" // retrying or deferred, by NextAttemptAt
+	// QueueMetricsFirst holds sent deliveries not read yet, by SentAt.
+	QueueMetricsFirst = "METRICS#SENT"
+	// QueueMetrics holds sent deliveries whose next engagement reading is
+	// due, by MetricsNextAt.
+	QueueMetrics = "METRICS"
 )
 
 // sortableTime is a fixed-width UTC layout: sort keys built with it order
@@ -119,6 +124,8 @@ func workKey(r record) (string, string) {
 		part, at = QueueQueued, r.QueuedAt
 	case StateRetrying, StateDeferred:
 		part, at = QueueWaiting, r.NextAttemptAt
+	case StateSent:
+		return MetricsKey(r.Delivery)
 	}
 	if part == "" {
 		return "", ""
@@ -128,6 +135,22 @@ func workKey(r record) (string, string) {
 		at = &t
 	}
 	return part, sortable(*at) + "#" + r.SiteID + "#" + r.ID
+}
+
+// MetricsKey is the GSI2 entry of a sent delivery whose engagement
+// readings are due: the first by its sent time (no write is added to the
+// publish path: the outcome's own write carries it), later ones by
+// MetricsNextAt. It is "" once readings stopped or for any other state.
+func MetricsKey(d Delivery) (string, string) {
+	switch {
+	case d.State != StateSent || d.MetricsStatus != "" || d.SentAt == nil:
+		return "", ""
+	case d.MetricsNextAt != nil:
+		return QueueMetrics, sortable(*d.MetricsNextAt) + "#" + d.SiteID + "#" + d.ID
+	case d.MetricsReads == 0:
+		return QueueMetricsFirst, sortable(*d.SentAt) + "#" + d.SiteID + "#" + d.ID
+	}
+	return "", ""
 }
 
 // item marshals r with its table and index keys.

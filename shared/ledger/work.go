@@ -19,11 +19,11 @@ type Ref struct {
 }
 
 // Due returns up to limit deliveries of a work queue (QueueLease,
-// QueueQueued, QueueWaiting) whose deadline is before before, oldest first.
+// QueueQueued, QueueWaiting, QueueMetricsFirst, QueueMetrics) whose deadline is before before, oldest first.
 // The index is eventually consistent: callers re-read each delivery.
 func (s *Store) Due(ctx context.Context, queue string, before time.Time, limit int) ([]Ref, error) {
 	switch queue {
-	case QueueLease, QueueQueued, QueueWaiting:
+	case QueueLease, QueueQueued, QueueWaiting, QueueMetricsFirst, QueueMetrics:
 	default:
 		return nil, fmt.Errorf("list due deliveries: unknown work queue %q", queue)
 	}

@@ -154,15 +154,19 @@ func (r *Registry) Provider(p platform.Name) (*Provider, error) {
 	return nil, &e
 }
 
-// defaultScopes are what POSSE asks each platform for: enough to publish
-// and to identify the account, and offline access where it exists.
+// defaultScopes are what POSSE asks each platform for: enough to publish,
+// to identify the account and to read the posts' engagement back (the
+// adapters' MetricsScopes), and offline access where it exists. LinkedIn's
+// read permission (r_member_social) is granted to select developers only,
+// so it is not asked for by default: add it with Config.Scopes once the app
+// has it.
 var defaultScopes = map[platform.Name][]string{
 	platform.X:         {"tweet.read", "tweet.write", "users.read", "media.write", "offline.access"},
 	platform.LinkedIn:  {"openid", "profile", "w_member_social"},
-	platform.Facebook:  {"pages_show_list", "pages_manage_posts", "pages_read_engagement"},
-	platform.Instagram: {"instagram_business_basic", "instagram_business_content_publish"},
-	platform.Threads:   {"threads_basic", "threads_content_publish"},
-	platform.TikTok:    {"user.info.basic", "video.publish"},
+	platform.Facebook:  {"pages_show_list", "pages_manage_posts", "pages_read_engagement", "read_insights"},
+	platform.Instagram: {"instagram_business_basic", "instagram_business_content_publish", "instagram_business_manage_insights"},
+	platform.Threads:   {"threads_basic", "threads_content_publish", "threads_manage_insights"},
+	platform.TikTok:    {"user.info.basic", "video.publish", "video.list"},
 }
 
 // defaultEndpoints are the production endpoints of platform notes §1–§6.

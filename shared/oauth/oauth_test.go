@@ -273,10 +273,10 @@ func TestAuthURLParameters(t *testing.T) {
 			"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 			"scope":          "tweet.read tweet.write users.read media.write offline.access"}},
 		{platform.LinkedIn, map[string]string{"client_id": "client-linkedin", "scope": "openid profile w_member_social", "code_challenge": ""}},
-		{platform.Facebook, map[string]string{"scope": "pages_show_list,pages_manage_posts,pages_read_engagement"}},
-		{platform.Instagram, map[string]string{"scope": "instagram_business_basic,instagram_business_content_publish"}},
-		{platform.Threads, map[string]string{"scope": "threads_basic,threads_content_publish"}},
-		{platform.TikTok, map[string]string{"client_key": "client-tiktok", "client_id": "", "scope": "user.info.basic,video.publish"}},
+		{platform.Facebook, map[string]string{"scope": "pages_show_list,pages_manage_posts,pages_read_engagement,read_insights"}},
+		{platform.Instagram, map[string]string{"scope": "instagram_business_basic,instagram_business_content_publish,instagram_business_manage_insights"}},
+		{platform.Threads, map[string]string{"scope": "threads_basic,threads_content_publish,threads_manage_insights"}},
+		{platform.TikTok, map[string]string{"client_key": "client-tiktok", "client_id": "", "scope": "user.info.basic,video.publish,video.list"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.p), func(t *testing.T) {

@@ -7,6 +7,9 @@
 //
 //	PK=SITE#<site>#STATS  SK=<2006-01-02>#<platform>
 //	  sent, failed, retries, latency_sum_ms, latency_count, ai_cost_micros
+//	  eng_<figure> (views, likes, ...): the latest figures of the posts sent that day, kept by
+//	  shared/engagement in the same transaction as each reading (it adds the change since the
+//	  previous reading); eng_posts: posts read at least once; eng_posts_<figure>: posts giving it
 //	  h<HH>s, h<HH>f       sent and failed in the UTC hour HH (00-23)
 //	  h<HH>l<B>            sent in hour HH with a latency in bucket B (LatencyBounds)
 //	  last_error_kind, last_error_at_ms   the last failed or retried attempt
@@ -169,8 +172,68 @@ type Totals struct {
 	SuccessRate float64 `json:"successRate"`
 	// TotalAICost is what AI adaptation cost, in USD.
 	TotalAICost float64 `json:"totalAiCost"`
+	// Engagement sums the latest figures of the posts sent in the range.
+	Engagement Engagement `json:"engagement"`
 
 	latencySum, latencyCount, aiCostMicros int64
+}
+
+// Engagement is the engagement of a set of sent posts, from their latest
+// readings.
+type Engagement struct {
+	// Posts is how many were read at least once.
+	Posts int64 `json:"posts"`
+	// Figures sums each figure over the posts whose platform gives it; a
+	// figure no platform gave is absent.
+	Figures map[string]int64 `json:"figures"`
+	// Interactions sums every figure but views.
+	Interactions int64 `json:"interactions"`
+	// Rate is interactions per view over the platforms that give views
+	// (their interactions only); null when none does.
+	Rate *float64 `json:"rate"`
+
+	viewedInteractions int64
+}
+
+func (e *Engagement) add(o Engagement) {
+	e.Posts += o.Posts
+	for k, v := range o.Figures {
+		if e.Figures == nil {
+			e.Figures = map[string]int64{}
+		}
+		e.Figures[k] += v
+	}
+	e.Interactions += o.Interactions
+	e.viewedInteractions += o.viewedInteractions
+}
+
+func (e *Engagement) finish() {
+	if e.Figures == nil {
+		e.Figures = map[string]int64{}
+	}
+	if v := e.Figures[string(platform.Views)]; v > 0 {
+		r := float64(e.viewedInteractions) / float64(v)
+		e.Rate = &r
+	}
+}
+
+// engagementOf reads the eng_ counters of one stats item.
+func engagementOf(it map[string]types.AttributeValue) Engagement {
+	e := Engagement{Posts: number(it, "eng_posts"), Figures: map[string]int64{}}
+	for _, m := range platform.Metrics {
+		if _, ok := it["eng_posts_"+string(m)]; !ok {
+			continue
+		}
+		v := number(it, "eng_"+string(m))
+		e.Figures[string(m)] = v
+		if m != platform.Views {
+			e.Interactions += v
+		}
+	}
+	if _, ok := it["eng_posts_views"]; ok {
+		e.viewedInteractions = e.Interactions
+	}
+	return e
 }
 
 func (t *Totals) add(o Totals) {
@@ -180,6 +243,7 @@ func (t *Totals) add(o Totals) {
 	t.latencySum += o.latencySum
 	t.latencyCount += o.latencyCount
 	t.aiCostMicros += o.aiCostMicros
+	t.Engagement.add(o.Engagement)
 }
 
 func (t *Totals) finish() {
@@ -190,6 +254,7 @@ func (t *Totals) finish() {
 		t.SuccessRate = float64(t.Sent) / float64(n)
 	}
 	t.TotalAICost = float64(t.aiCostMicros) / 1e6
+	t.Engagement.finish()
 }
 
 // PlatformTotals are one platform's totals over the range.
@@ -252,7 +317,7 @@ func (s *Store) Query(ctx context.Context, siteID string, from, to time.Time) (R
 			}
 			t := Totals{Sent: int(number(it, "sent")), Failed: int(number(it, "failed")), Retries: int(number(it, "retries")),
 				latencySum: number(it, "latency_sum_ms"), latencyCount: number(it, "latency_count"),
-				aiCostMicros: number(it, "ai_cost_micros")}
+				aiCostMicros: number(it, "ai_cost_micros"), Engagement: engagementOf(it)}
 			if byDay[date] == nil {
 				byDay[date] = &Totals{}
 			}

@@ -54,7 +54,20 @@ type Config struct {
 	ReconcileSlack time.Duration
 	// HTTPTimeout bounds each request of the default client (default 60 s).
 	HTTPTimeout time.Duration
+	// Insights are the insights metrics read for engagement and their
+	// common names (default: see defaultInsights; unverified: Meta renames
+	// and retires insights metrics between Graph versions).
+	Insights []graph.Insight
+	// ReadScopes are the permissions reading insights needs (default: see
+	// defaultReadScopes; unverified for apps without Advanced Access).
+	ReadScopes []string
 }
+
+// defaultInsights are the insights metrics read by default.
+var defaultInsights = []graph.Insight{{Name: "post_impressions", Metric: platform.Views}, {Name: "post_clicks", Metric: platform.Clicks}, {Name: "post_reactions_like_total", Metric: platform.Likes}}
+
+// defaultReadScopes are the permissions insights reads need by default.
+var defaultReadScopes = []string{"pages_read_engagement", "read_insights"}
 
 func (c Config) withDefaults() Config {
 	platform.Default(&c.GraphURL, "https://graph.facebook.com")
@@ -66,6 +79,12 @@ func (c Config) withDefaults() Config {
 	platform.Default(&c.ThrottleWait, 10*time.Minute)
 	platform.Default(&c.ReconcileSlack, 5*time.Minute)
 	platform.Default(&c.HTTPTimeout, 60*time.Second)
+	if len(c.Insights) == 0 {
+		c.Insights = defaultInsights
+	}
+	if len(c.ReadScopes) == 0 {
+		c.ReadScopes = defaultReadScopes
+	}
 	return c
 }
 

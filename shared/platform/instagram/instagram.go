@@ -71,7 +71,20 @@ type Config struct {
 	ThrottleWait time.Duration
 	// HTTPTimeout bounds each request of the default client (default 60 s).
 	HTTPTimeout time.Duration
+	// Insights are the insights metrics read for engagement and their
+	// common names (default: see defaultInsights; unverified: Meta renames
+	// and retires insights metrics between Graph versions).
+	Insights []graph.Insight
+	// ReadScopes are the permissions reading insights needs (default: see
+	// defaultReadScopes; unverified for apps without Advanced Access).
+	ReadScopes []string
 }
+
+// defaultInsights are the insights metrics read by default.
+var defaultInsights = []graph.Insight{{Name: "views", Metric: platform.Views}, {Name: "likes", Metric: platform.Likes}, {Name: "comments", Metric: platform.Replies}, {Name: "shares", Metric: platform.Shares}, {Name: "saved", Metric: platform.Saves}}
+
+// defaultReadScopes are the permissions insights reads need by default.
+var defaultReadScopes = []string{"instagram_business_manage_insights"}
 
 func (c Config) withDefaults() Config {
 	platform.Default(&c.GraphURL, "https://graph.instagram.com")
@@ -87,6 +100,12 @@ func (c Config) withDefaults() Config {
 	platform.Default(&c.QuotaWait, time.Hour)
 	platform.Default(&c.ThrottleWait, 10*time.Minute)
 	platform.Default(&c.HTTPTimeout, 60*time.Second)
+	if len(c.Insights) == 0 {
+		c.Insights = defaultInsights
+	}
+	if len(c.ReadScopes) == 0 {
+		c.ReadScopes = defaultReadScopes
+	}
 	return c
 }
 

@@ -63,6 +63,11 @@ type Config struct {
 	MediaTimeout time.Duration
 	// HTTPTimeout bounds each request of the default client (default 60 s).
 	HTTPTimeout time.Duration
+	// ReadScopes are the permissions reading a post's social actions needs
+	// (default r_member_social, a restricted permission LinkedIn grants to
+	// select developers; an organization's posts need
+	// r_organization_social instead; unverified which one a given app has).
+	ReadScopes []string
 }
 
 func (c Config) withDefaults() Config {
@@ -75,6 +80,9 @@ func (c Config) withDefaults() Config {
 	platform.Default(&c.MediaPollInterval, 2*time.Second)
 	platform.Default(&c.MediaTimeout, 2*time.Minute)
 	platform.Default(&c.HTTPTimeout, 60*time.Second)
+	if len(c.ReadScopes) == 0 {
+		c.ReadScopes = []string{"r_member_social"}
+	}
 	return c
 }
 

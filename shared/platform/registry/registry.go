@@ -44,6 +44,7 @@ type Config struct {
 type adapter interface {
 	platform.Publisher
 	platform.Identifier
+	platform.MetricsReader
 }
 
 // Registry holds one adapter per platform. It is safe for concurrent use.
@@ -108,3 +109,9 @@ func (r *Registry) Identifiers() map[platform.Name]platform.Identifier {
 // Bluesky is the Bluesky adapter, which also logs in and refreshes
 // sessions.
 func (r *Registry) Bluesky() *bluesky.Adapter { return r.bluesky }
+
+// MetricsReader returns the engagement reader of p.
+func (r *Registry) MetricsReader(p platform.Name) (platform.MetricsReader, bool) {
+	a, ok := r.adapters[p]
+	return a, ok
+}

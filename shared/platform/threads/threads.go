@@ -15,6 +15,7 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/facebook/graph"
 	"github.com/posse-dev/posse/shared/platform/platformhttp"
 	"github.com/posse-dev/posse/shared/text"
 )
@@ -54,6 +55,13 @@ type Config struct {
 	// DefaultRetryAfter is the wait after throttling without a usage
 	// header (default 5 min). ⚠️ Threads usage headers are unverified.
 	DefaultRetryAfter time.Duration
+	// Insights are the media insights metrics read for engagement (default
+	// views, likes, replies, reposts, quotes, shares; "views" is marked "in
+	// development" by Meta).
+	Insights []graph.Insight
+	// ReadScopes are the permissions media insights need (default
+	// threads_basic and threads_manage_insights).
+	ReadScopes []string
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +76,14 @@ func (c Config) withDefaults() Config {
 	platform.DefaultPositive(&c.PollTimeout, 5*time.Minute)
 	platform.DefaultPositive(&c.ReconcileListLimit, 25)
 	platform.DefaultPositive(&c.DefaultRetryAfter, 5*time.Minute)
+	if len(c.Insights) == 0 {
+		c.Insights = []graph.Insight{{Name: "views", Metric: platform.Views}, {Name: "likes", Metric: platform.Likes},
+			{Name: "replies", Metric: platform.Replies}, {Name: "reposts", Metric: platform.Reposts},
+			{Name: "quotes", Metric: platform.Quotes}, {Name: "shares", Metric: platform.Shares}}
+	}
+	if len(c.ReadScopes) == 0 {
+		c.ReadScopes = []string{"threads_basic", "threads_manage_insights"}
+	}
 	return c
 }
 

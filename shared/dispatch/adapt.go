@@ -73,9 +73,15 @@ func (d *Dispatcher) adapt(ctx context.Context, lease *ledger.Lease, pub platfor
 		}
 	}
 	info.Source, info.Provider, info.Model, info.Reason = res.Source, res.Provider, res.Model, res.Reason
-	info.CostMicros, info.Estimated, info.Cached = res.CostMicros, res.Estimated, res.Cached
+	info.CostMicros, info.Estimated, info.Cached, info.BudgetWarning = res.CostMicros, res.Estimated, res.Cached, res.BudgetWarning
 	if err := lease.Adapt(ctx, res.Text, alts, info); err != nil {
 		return err
+	}
+	if ev, ok := lease.AdaptEvent(); ok && d.cfg.Events != nil {
+		// Recorded with the freeze; the sweep sends it if this fails.
+		if err := d.cfg.Events.Publish(ctx, ev.SiteID, ev.ID); err != nil {
+			d.log.WarnContext(ctx, "publish event", "event_id", ev.ID, "err", logErr(err))
+		}
 	}
 	d.log.InfoContext(ctx, "delivery adapted", "delivery_id", dl.ID, "platform", string(dl.Platform), "ai_source", res.Source,
 		"provider", res.Provider, "model", res.Model, "cost_micros", res.CostMicros, "cached", res.Cached, "reason", res.Reason,

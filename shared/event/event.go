@@ -65,6 +65,12 @@ const (
 	// ConnectionExpiring: a connection's token ends soon and cannot be
 	// refreshed; the account should be connected again.
 	ConnectionExpiring Type = "connection.expiring"
+	// AIBudgetWarning: an AI call took the site's month past 80% of its
+	// budget (data: AIBudgetData).
+	AIBudgetWarning Type = "ai.budget_warning"
+	// AIBudgetExhausted: a delivery was published with its deterministic
+	// text because the month's AI budget could not pay for a call.
+	AIBudgetExhausted Type = "ai.budget_exhausted"
 	// Ping: POST /v1/webhooks/{id}/test; sent to that endpoint only.
 	Ping Type = "ping"
 )
@@ -72,7 +78,16 @@ const (
 // Types lists the types an endpoint can subscribe to, in a stable order.
 // Ping is not among them: it goes to the endpoint that asked for it.
 var Types = []Type{DeliverySent, DeliveryFailed, DeliveryDead, DeliveryUnknown, DeliveryRetrying,
-	ScheduleFired, ConnectionBroken, ConnectionExpiring}
+	ScheduleFired, ConnectionBroken, ConnectionExpiring, AIBudgetWarning, AIBudgetExhausted}
+
+// AIBudgetData is the data of the ai.budget_* events: the delivery whose
+// adaptation crossed the threshold or found the budget spent.
+type AIBudgetData struct {
+	DeliveryID string `json:"deliveryId"`
+	PostID     string `json:"postId"`
+	Platform   string `json:"platform"`
+	Reason     string `json:"reason,omitempty"`
+}
 
 // Valid reports whether t is a type an endpoint can subscribe to.
 func (t Type) Valid() bool { return slices.Contains(Types, t) }

@@ -79,6 +79,8 @@ type Lease struct {
 	done bool
 	// event is what Finish recorded with the outcome.
 	event *event.Event
+	// adaptEvent is the ai.budget_* event Adapt recorded, if any.
+	adaptEvent *event.Event
 }
 
 // Claim claims a delivery for one publish attempt: queued, scheduled,
@@ -273,7 +275,7 @@ func (l *Lease) Adapt(ctx context.Context, text string, altTexts []string, info 
 	if cur := l.Delivery().AI; cur == nil || cur.Source != AIPending {
 		return fmt.Errorf("adapt delivery %s: its text is frozen already", l.Delivery().ID)
 	}
-	return l.write(ctx, func(r *record) {
+	return l.writeWith(ctx, func(r *record) (*event.Event, error) {
 		r.Text = text
 		r.Media = slices.Clone(r.Media)
 		for i, alt := range altTexts {
@@ -284,7 +286,19 @@ func (l *Lease) Adapt(ctx context.Context, text string, altTexts []string, info 
 		now := l.store.now().UTC()
 		info.AdaptedAt = &now
 		r.AI = &info
+		return budgetEvent(*r, now)
 	})
+}
+
+// AdaptEvent returns the ai.budget_* event Adapt recorded in its write, or
+// false when it recorded none.
+func (l *Lease) AdaptEvent() (event.Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.adaptEvent == nil {
+		return event.Event{}, false
+	}
+	return *l.adaptEvent, true
 }
 
 // Extend moves the lease deadline to now+Lease, for a long publish.
@@ -297,6 +311,12 @@ func (l *Lease) Extend(ctx context.Context) error {
 
 // write applies f to the leased record and writes it, fenced.
 func (l *Lease) write(ctx context.Context, f func(r *record)) error {
+	return l.writeWith(ctx, func(r *record) (*event.Event, error) { f(r); return nil, nil })
+}
+
+// writeWith is write with the event f returns (when not nil) recorded in
+// the same transaction (an outbox).
+func (l *Lease) writeWith(ctx context.Context, f func(r *record) (*event.Event, error)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
@@ -304,8 +324,14 @@ func (l *Lease) write(ctx context.Context, f func(r *record)) error {
 	}
 	r := l.rec
 	r.Journal = maps.Clone(l.rec.Journal)
-	f(&r)
-	w, err := l.store.putFenced(ctx, r)
+	ev, err := f(&r)
+	if err != nil {
+		return fmt.Errorf("write delivery %s: %w", r.ID, err)
+	}
+	w, err := l.store.putFencedWith(ctx, r, ev)
+	if ev != nil && err == nil {
+		l.adaptEvent = ev
+	}
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			l.done = true

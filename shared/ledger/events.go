@@ -46,3 +46,28 @@ func outcomeEvent(r record, now time.Time) (*event.Event, error) {
 	}
 	return &ev, nil
 }
+
+// budgetEvent returns the ai.budget_* event an adaptation frozen as r
+// records, or nil: a warning when its call took the month past 80% of the
+// site's budget, exhausted when the budget could not pay for a call. Its id
+// is derived from the delivery and the type: one per delivery at most.
+func budgetEvent(r record, now time.Time) (*event.Event, error) {
+	if r.AI == nil {
+		return nil, nil
+	}
+	var typ event.Type
+	switch {
+	case r.AI.BudgetWarning:
+		typ = event.AIBudgetWarning
+	case r.AI.Reason == "budget_exhausted":
+		typ = event.AIBudgetExhausted
+	default:
+		return nil, nil
+	}
+	ev, err := event.New(r.SiteID, typ, now, event.AIBudgetData{DeliveryID: r.ID, PostID: r.PostID, Platform: string(r.Platform), Reason: r.AI.Reason},
+		"delivery", r.ID, string(typ))
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}

@@ -189,3 +189,50 @@ func TestOutcomeAndEventAreAtomic(t *testing.T) {
 		t.Error("the event was written without its outcome")
 	}
 }
+
+// An adaptation that crossed 80% of the site's AI budget, or found it
+// spent, records its ai.budget_* event in the same write that freezes the
+// text; an ordinary one records none.
+func TestAdaptRecordsBudgetEvents(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		info ledger.AIInfo
+		typ  event.Type
+	}{
+		{"warning", ledger.AIInfo{Source: ledger.AIGenerated, Provider: "gemini", BudgetWarning: true}, event.AIBudgetWarning},
+		{"exhausted", ledger.AIInfo{Source: ledger.AIFallback, Reason: "budget_exhausted"}, event.AIBudgetExhausted},
+		{"none", ledger.AIInfo{Source: ledger.AIGenerated, Provider: "gemini"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, db, _ := setup(t)
+			ctx := context.Background()
+			n := newDelivery("site_a", "p", "t")
+			n.AI = &ledger.AIInfo{Source: ledger.AIPending}
+			d := create(t, s, n)
+			l, err := s.Claim(ctx, d.SiteID, d.ID, ledger.Policy{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Adapt(ctx, "adapted", nil, tc.info); err != nil {
+				t.Fatal(err)
+			}
+			ev, ok := l.AdaptEvent()
+			if tc.typ == "" {
+				if ok {
+					t.Fatalf("AdaptEvent: got %+v, want none", ev)
+				}
+				return
+			}
+			if !ok || ev.Type != tc.typ {
+				t.Fatalf("AdaptEvent: got %+v %v, want %s", ev, ok, tc.typ)
+			}
+			body := storedEvent(t, db, "site_a", ev.ID)
+			data, _ := body["data"].(map[string]any)
+			if body["type"] != string(tc.typ) || data["deliveryId"] != d.ID || data["platform"] != "mastodon" {
+				t.Errorf("stored event: got %v", body)
+			}
+		})
+	}
+}

@@ -229,7 +229,10 @@ type AIInfo struct {
 	Estimated  bool        `json:"estimated,omitempty" dynamodbav:"estimated,omitempty"`
 	Cached     bool        `json:"cached,omitempty" dynamodbav:"cached,omitempty"`
 	Reason     string      `json:"reason,omitempty" dynamodbav:"reason,omitempty"`
-	AdaptedAt  *time.Time  `json:"adaptedAt,omitempty" dynamodbav:"adapted_at,omitempty"`
+	// BudgetWarning: this adaptation took the site's month past 80% of its
+	// AI budget (an ai.budget_warning event was recorded with it).
+	BudgetWarning bool       `json:"budgetWarning,omitempty" dynamodbav:"budget_warning,omitempty"`
+	AdaptedAt     *time.Time `json:"adaptedAt,omitempty" dynamodbav:"adapted_at,omitempty"`
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -94,12 +94,15 @@ func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
 		// PutItem: the claim, the adapter's journal checkpoints and the
 		// outcome, each fenced; UpdateItem: the target's rate limit and
 		// the daily statistics.
-		{"sent", "", ledger.StateSent, "GetItem=3 PutItem=4 UpdateItem=2"},
-		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=3 PutItem=4 UpdateItem=2"},
+		// The outcome and its event (the webhook outbox) are one
+		// TransactWriteItems: the same number of calls.
+		{"sent", "", ledger.StateSent, "GetItem=3 PutItem=3 TransactWriteItems=1 UpdateItem=2"},
+		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=3 PutItem=3 TransactWriteItems=1 UpdateItem=2"},
 		// No statistics; the platform's block instead.
 		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "GetItem=3 PutItem=4 UpdateItem=2"},
-		// Renew reads the connection again and marks it broken.
-		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=4 PutItem=4 UpdateItem=3"},
+		// Renew reads the connection again and marks it broken, with its
+		// connection.broken event in the same transaction.
+		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=4 PutItem=3 TransactWriteItems=2 UpdateItem=2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

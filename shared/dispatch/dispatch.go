@@ -18,13 +18,13 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/batch"
 	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/metrics"
@@ -235,32 +235,8 @@ type Record struct {
 // them visible again and, past its maxReceiveCount, moves them to the DLQ.
 // It never panics: a panic in one record fails that record only.
 func (d *Dispatcher) Handle(ctx context.Context, recs []Record) []string {
-	failed := make([]bool, len(recs))
-	sem := make(chan struct{}, d.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for i, rec := range recs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer func() {
-				if p := recover(); p != nil {
-					d.log.ErrorContext(ctx, "dispatch record panicked", "message_id", rec.MessageID, "panic", fmt.Sprint(p))
-					failed[i] = true
-				}
-			}()
-			failed[i] = d.HandleRecord(ctx, rec) != nil
-		}()
-	}
-	wg.Wait()
-	var ids []string
-	for i, f := range failed {
-		if f {
-			ids = append(ids, recs[i].MessageID)
-		}
-	}
-	return ids
+	return batch.Failed(ctx, d.log, "dispatch", recs, d.cfg.Concurrency,
+		func(r Record) string { return r.MessageID }, d.HandleRecord)
 }
 
 // HandleRecord processes one message. A nil error acknowledges it; an

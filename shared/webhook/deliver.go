@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/posse-dev/posse/shared/apperr"
+	"github.com/posse-dev/posse/shared/batch"
 	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/metrics"
 	"github.com/posse-dev/posse/shared/outbound"
@@ -146,32 +146,8 @@ type Record struct {
 // Handle processes a batch, at most Concurrency records at once, and
 // returns the ids of the messages that failed. It never panics.
 func (d *Deliverer) Handle(ctx context.Context, recs []Record) []string {
-	failed := make([]bool, len(recs))
-	sem := make(chan struct{}, d.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for i, rec := range recs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer func() {
-				if p := recover(); p != nil {
-					d.log.ErrorContext(ctx, "webhook record panicked", "message_id", rec.MessageID, "panic", fmt.Sprint(p))
-					failed[i] = true
-				}
-			}()
-			failed[i] = d.HandleRecord(ctx, rec) != nil
-		}()
-	}
-	wg.Wait()
-	var ids []string
-	for i, f := range failed {
-		if f {
-			ids = append(ids, recs[i].MessageID)
-		}
-	}
-	return ids
+	return batch.Failed(ctx, d.log, "webhook", recs, d.cfg.Concurrency,
+		func(r Record) string { return r.MessageID }, d.HandleRecord)
 }
 
 // HandleRecord processes one message. A nil error acknowledges it.

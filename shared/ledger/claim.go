@@ -424,14 +424,9 @@ func (l *Lease) Event() (event.Event, bool) {
 	return *l.event, true
 }
 
-// putFenced writes r conditional on its version and fencing token; a failed
-// condition is ErrLeaseLost.
-func (s *Store) putFenced(ctx context.Context, r record) (record, error) {
-	return s.putFencedWith(ctx, r, nil)
-}
-
-// putFencedWith is putFenced with the event ev (when not nil) written in
-// the same transaction.
+// putFencedWith writes r conditional on its version and fencing token (a
+// failed condition is ErrLeaseLost), with the event ev (when not nil)
+// written in the same transaction.
 func (s *Store) putFencedWith(ctx context.Context, r record, ev *event.Event) (record, error) {
 	w, err := s.putCond(ctx, r, true, ev)
 	if errors.Is(err, errStale) {

@@ -149,28 +149,45 @@ type Ref struct {
 // before before, oldest first. The index is eventually consistent: the
 // fan-out is idempotent, so an event sent twice does no harm.
 func (s *Store) Pending(ctx context.Context, before time.Time, limit int) ([]Ref, error) {
+	refs, err := Due(ctx, s.db, s.table, PendingPartition, before.UTC().Format(SortableTime), "#EVT", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list pending events: %w", err)
+	}
+	return refs, nil
+}
+
+// queryAPI is what Due calls.
+type queryAPI interface {
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+// Due reads a cross-site work queue of GSI2: up to limit items of
+// partition whose GSI2SK sorts before before, oldest first, each named by
+// the site of its PK (SITE#<site><pkSuffix>) and its SK. Items of another
+// shape are skipped.
+func Due(ctx context.Context, db queryAPI, table, partition, before, pkSuffix string, limit int) ([]Ref, error) {
 	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
+		TableName:              &table,
 		IndexName:              aws.String("GSI2"),
 		KeyConditionExpression: aws.String("GSI2PK = :q AND GSI2SK < :t"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":q": str(PendingPartition), ":t": str(before.UTC().Format(SortableTime)),
+			":q": str(partition), ":t": str(before),
 		},
 	}
 	var refs []Ref
 	for len(refs) < limit {
 		in.Limit = aws.Int32(int32(limit - len(refs)))
-		out, err := s.db.Query(ctx, in)
+		out, err := db.Query(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("list pending events: %w", err)
+			return nil, fmt.Errorf("query %s: %w", partition, err)
 		}
 		for _, it := range out.Items {
 			p, _ := it["PK"].(*types.AttributeValueMemberS)
 			k, _ := it["SK"].(*types.AttributeValueMemberS)
-			if p == nil || k == nil || !strings.HasPrefix(p.Value, "SITE#") || !strings.HasSuffix(p.Value, "#EVT") {
+			if p == nil || k == nil || !strings.HasPrefix(p.Value, "SITE#") || !strings.HasSuffix(p.Value, pkSuffix) {
 				continue
 			}
-			refs = append(refs, Ref{SiteID: strings.TrimSuffix(strings.TrimPrefix(p.Value, "SITE#"), "#EVT"), ID: k.Value})
+			refs = append(refs, Ref{SiteID: strings.TrimSuffix(strings.TrimPrefix(p.Value, "SITE#"), pkSuffix), ID: k.Value})
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			break

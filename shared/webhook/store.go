@@ -530,33 +530,13 @@ type AttemptRef struct {
 // oldest first. The index is eventually consistent: callers read each
 // attempt again.
 func (s *Store) Waiting(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
-	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
-		IndexName:              aws.String("GSI2"),
-		KeyConditionExpression: aws.String("GSI2PK = :q AND GSI2SK < :t"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":q": str(WaitingPartition), ":t": str(sortable(before)),
-		},
+	due, err := event.Due(ctx, s.db, s.table, WaitingPartition, sortable(before), "#WHATT", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list waiting webhook attempts: %w", err)
 	}
-	var refs []AttemptRef
-	for len(refs) < limit {
-		in.Limit = aws.Int32(int32(limit - len(refs)))
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("list waiting webhook attempts: %w", err)
-		}
-		for _, it := range out.Items {
-			p, _ := it["PK"].(*types.AttributeValueMemberS)
-			k, _ := it["SK"].(*types.AttributeValueMemberS)
-			if p == nil || k == nil || !strings.HasPrefix(p.Value, "SITE#") || !strings.HasSuffix(p.Value, "#WHATT") {
-				continue
-			}
-			refs = append(refs, AttemptRef{SiteID: strings.TrimSuffix(strings.TrimPrefix(p.Value, "SITE#"), "#WHATT"), ID: k.Value})
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+	refs := make([]AttemptRef, len(due))
+	for i, r := range due {
+		refs[i] = AttemptRef(r)
 	}
 	return refs, nil
 }

@@ -39,10 +39,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p Principal) 
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []audit.Entry{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 // actions names what each mutating route does, for the audit log. A route

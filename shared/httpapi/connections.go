@@ -155,10 +155,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, p Princ
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []connection.Connection{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -108,10 +108,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []ledger.Delivery{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -85,6 +85,15 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	_ = json.NewEncoder(w).Encode(p)
 }
 
+// writePage answers one page of a listing: {"items": [...], "nextCursor"},
+// items never null.
+func writePage[T any](w http.ResponseWriter, items []T, next string) error {
+	if items == nil {
+		items = []T{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+}
+
 // writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)

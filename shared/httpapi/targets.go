@@ -70,10 +70,7 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, p Principal
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []target.Target{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 func (s *Server) getTarget(w http.ResponseWriter, r *http.Request, p Principal) error {

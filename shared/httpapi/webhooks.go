@@ -85,10 +85,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p Principa
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []webhook.Endpoint{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -177,10 +174,7 @@ func (s *Server) listWebhookAttempts(w http.ResponseWriter, r *http.Request, p P
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []webhook.Attempt{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "nextCursor": next})
+	return writePage(w, items, next)
 }
 
 func (s *Server) replayWebhookEvent(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -90,19 +90,19 @@ func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
 		state ledger.State
 		calls string
 	}{
-		// GetItem: the claim's read, the platform block, the connection;
-		// PutItem: the claim, the adapter's journal checkpoints and the
-		// outcome, each fenced; UpdateItem: the target's rate limit and
-		// the daily statistics.
+		// UpdateItem: the claim (one conditional write), the target's rate
+		// limit and the daily statistics; GetItem: the platform block,
+		// the connection; PutItem: the adapter's journal checkpoints,
+		// fenced.
 		// The outcome and its event (the webhook outbox) are one
 		// TransactWriteItems: the same number of calls.
-		{"sent", "", ledger.StateSent, "GetItem=3 PutItem=3 TransactWriteItems=1 UpdateItem=2"},
-		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=3 PutItem=3 TransactWriteItems=1 UpdateItem=2"},
+		{"sent", "", ledger.StateSent, "GetItem=2 PutItem=2 TransactWriteItems=1 UpdateItem=3"},
+		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=2 PutItem=2 TransactWriteItems=1 UpdateItem=3"},
 		// No statistics; the platform's block instead.
-		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "GetItem=3 PutItem=4 UpdateItem=2"},
+		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "GetItem=2 PutItem=3 UpdateItem=3"},
 		// Renew reads the connection again and marks it broken, with its
 		// connection.broken event in the same transaction.
-		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=4 PutItem=3 TransactWriteItems=2 UpdateItem=2"},
+		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=3 PutItem=2 TransactWriteItems=2 UpdateItem=3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

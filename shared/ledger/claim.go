@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/event"
 	"github.com/posse-dev/posse/shared/platform"
@@ -90,12 +94,33 @@ type Lease struct {
 // expired lease, or waiting for NextAttemptAt.
 func (s *Store) Claim(ctx context.Context, siteID, id string, p Policy) (*Lease, error) {
 	p = p.WithDefaults()
-	const tries = 5
-	for range tries {
-		r, err := s.get(ctx, siteID, id)
-		if err != nil {
+	// The common case, a delivery queued (or scheduled, or waiting without
+	// a NextAttemptAt), is claimed in one conditional UpdateItem; any other
+	// case is decided on the item it found, as before.
+	var found *record
+	if db, ok := s.db.(updateAPI); ok {
+		now := s.now().UTC()
+		r, from, err := s.claimOnce(ctx, db, siteID, id, p, now)
+		if err == nil {
+			return &Lease{store: s, policy: p, startedAt: now, from: from, rec: r}, nil
+		}
+		var nc *notClaimed
+		if !errors.As(err, &nc) {
 			return nil, fmt.Errorf("claim delivery %s: %w", id, err)
 		}
+		found = nc.found
+	}
+	const tries = 5
+	for range tries {
+		if found == nil {
+			r, err := s.get(ctx, siteID, id)
+			if err != nil {
+				return nil, fmt.Errorf("claim delivery %s: %w", id, err)
+			}
+			found = &r
+		}
+		r := *found
+		found = nil
 		now := s.now().UTC()
 		if ce := refusal(r, now); ce != nil {
 			return nil, ce
@@ -104,16 +129,7 @@ func (s *Store) Claim(ctx context.Context, siteID, id string, p Policy) (*Lease,
 		if !CanTransition(from, StatePublishing) {
 			return nil, &ClaimError{Reason: RefusedSettled, Delivery: r.Delivery}
 		}
-		lease := now.Add(p.Lease)
-		r.State = StatePublishing
-		r.Fence++
-		r.Attempts++
-		r.Seq++
-		r.LeaseUntil = &lease
-		r.NextAttemptAt, r.WakeAt, r.QueuedAt = nil, nil, nil
-		if r.DueAt == nil {
-			r.DueAt = &now
-		}
+		claimed(&r, now, p)
 		w, err := s.put(ctx, r)
 		if errors.Is(err, errStale) {
 			continue
@@ -124,6 +140,90 @@ func (s *Store) Claim(ctx context.Context, siteID, id string, p Policy) (*Lease,
 		return &Lease{store: s, policy: p, startedAt: now, from: from, rec: w}, nil
 	}
 	return nil, apperr.Newf(apperr.KindTransient, "claim_contended", "claim delivery %s: contended; try again", id)
+}
+
+// claimed is r claimed at now: publishing under a new lease and fencing
+// token, one attempt more.
+func claimed(r *record, now time.Time, p Policy) {
+	lease := now.Add(p.Lease)
+	r.State = StatePublishing
+	r.Fence++
+	r.Attempts++
+	r.Seq++
+	r.LeaseUntil = &lease
+	r.NextAttemptAt, r.WakeAt, r.QueuedAt = nil, nil, nil
+	if r.DueAt == nil {
+		r.DueAt = &now
+	}
+}
+
+// notClaimed is claimOnce's answer when its condition failed: found is the
+// delivery as it was then, or nil when there is none.
+type notClaimed struct{ found *record }
+
+func (e *notClaimed) Error() string { return "the delivery is not claimable in one write" }
+
+// claimOnce claims a delivery that is queued, scheduled, retrying or
+// deferred and has no NextAttemptAt, in one UpdateItem conditional on
+// exactly that: the same change claimed makes, written without reading
+// first. The old item comes back either way (ReturnValues on success,
+// ReturnValuesOnConditionCheckFailure on refusal), so the caller decides
+// any other case without another read. It returns the claimed record and
+// the state it was claimed from, or a *notClaimed.
+func (s *Store) claimOnce(ctx context.Context, db updateAPI, siteID, id string, p Policy, now time.Time) (record, State, error) {
+	lease := now.Add(p.Lease)
+	at, err := attributevalue.Marshal(now)
+	if err != nil {
+		return record{}, "", err
+	}
+	until, err := attributevalue.Marshal(lease)
+	if err != nil {
+		return record{}, "", err
+	}
+	gsiPK, gsiSK := workKey(record{Delivery: Delivery{ID: id, SiteID: siteID, State: StatePublishing}, LeaseUntil: &lease})
+	out, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table,
+		Key:       key(siteID, id),
+		UpdateExpression: aws.String("SET #s = :pub, fence = fence + :one, attempts = attempts + :one, seq = seq + :one, " +
+			"version = version + :one, lease_until = :until, updated_at = :now, due_at = if_not_exists(due_at, :now), " +
+			"GSI2PK = :gpk, GSI2SK = :gsk REMOVE next_attempt_at, wake_at, queued_at"),
+		ConditionExpression:      aws.String("attribute_exists(PK) AND #s IN (:q, :sch, :r, :d) AND attribute_not_exists(next_attempt_at)"),
+		ExpressionAttributeNames: map[string]string{"#s": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pub": str(string(StatePublishing)), ":one": num(1), ":until": until, ":now": at,
+			":gpk": str(gsiPK), ":gsk": str(gsiSK),
+			":q": str(string(StateQueued)), ":sch": str(string(StateScheduled)),
+			":r": str(string(StateRetrying)), ":d": str(string(StateDeferred)),
+		},
+		ReturnValues:                        types.ReturnValueAllOld,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if ccf.Item == nil {
+			return record{}, "", &notClaimed{}
+		}
+		r, err := unmarshalRecord(ccf.Item)
+		if err != nil {
+			return record{}, "", err
+		}
+		return record{}, "", &notClaimed{found: &r}
+	}
+	if err != nil {
+		return record{}, "", err
+	}
+	r, err := unmarshalRecord(out.Attributes)
+	if err != nil {
+		return record{}, "", err
+	}
+	from := r.State
+	claimed(&r, now, p)
+	r.Version++
+	r.UpdatedAt = now
+	if len(r.History) > maxHistory {
+		r.History = r.History[len(r.History)-maxHistory:]
+	}
+	return r, from, nil
 }
 
 // refusal returns why r cannot be claimed at now, or nil.

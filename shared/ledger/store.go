@@ -48,6 +48,14 @@ type dynamoAPI interface {
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
+// updateAPI is UpdateItem, which the DynamoDB client has: Claim uses it to
+// claim in one write. A dynamoAPI without it (the in-memory table of the
+// ledger's unit tests) gets the read-then-write claim, which Claim also
+// uses for every case the one write does not cover.
+type updateAPI interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+}
+
 // Store keeps deliveries in DynamoDB.
 type Store struct {
 	db    dynamoAPI

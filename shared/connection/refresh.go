@@ -269,11 +269,22 @@ func (r *Refresher) MarkBroken(ctx context.Context, siteID, id, reason string) e
 }
 
 func (r *Refresher) ensure(ctx context.Context, siteID, id, rejected string) (platform.Account, error) {
+	return r.ensureFrom(ctx, siteID, id, rejected, nil)
+}
+
+// ensureFrom is ensure starting from read, the connection as just read,
+// when it is not nil.
+func (r *Refresher) ensureFrom(ctx context.Context, siteID, id, rejected string, read *record) (platform.Account, error) {
 	deadline := r.cfg.Now().Add(r.cfg.LeaseDuration + 4*r.cfg.PollInterval)
 	for {
-		rec, err := r.cfg.Store.get(ctx, siteID, id)
-		if err != nil {
-			return platform.Account{}, err
+		var rec record
+		if read != nil {
+			rec, read = *read, nil
+		} else {
+			var err error
+			if rec, err = r.cfg.Store.get(ctx, siteID, id); err != nil {
+				return platform.Account{}, err
+			}
 		}
 		if rec.Status == StatusBroken {
 			return platform.Account{}, reconnectError(rec, rec.StatusReason)

@@ -87,9 +87,7 @@ func (d *Dispatcher) adapt(ctx context.Context, lease *ledger.Lease, pub platfor
 		"provider", res.Provider, "model", res.Model, "cost_micros", res.CostMicros, "cached", res.Cached, "reason", res.Reason,
 		"text_chars", len([]rune(res.Text)))
 	if res.CostMicros > 0 {
-		if err := d.cfg.Stats.Record(ctx, dl.SiteID, dl.Platform, d.cfg.Now(), stats.Event{AICostMicros: res.CostMicros}); err != nil {
-			d.log.WarnContext(ctx, "record AI cost", "delivery_id", dl.ID, "err", logErr(err))
-		}
+		d.record(ctx, dl, d.cfg.Now(), stats.Event{AICostMicros: res.CostMicros})
 	}
 	return nil
 }

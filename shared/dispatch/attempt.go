@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/posse-dev/posse/shared/apperr"
@@ -45,9 +46,11 @@ func (d *Dispatcher) attempt(ctx context.Context, lease *ledger.Lease, rec Recor
 func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Outcome {
 	dl := lease.Delivery()
 	now := d.cfg.Now()
-	if until, blocked, err := d.cfg.Limiter.Blocked(ctx, dl.SiteID, blockScope(dl)); err != nil {
-		return d.decide(lease, apperr.Wrap(err, apperr.KindTransient, "posse.limiter", "the rate limiter could not be read"))
-	} else if blocked {
+	until, blocked, open, err := d.readAccount(ctx, dl)
+	if err != nil {
+		return d.decide(lease, err)
+	}
+	if blocked {
 		e := apperr.Newf(apperr.KindRateLimited, codePlatformBlock, "%s asked us to wait until %s", dl.Platform, until.UTC().Format(time.RFC3339))
 		e.RetryAfter = until.Sub(now)
 		return d.decide(lease, e)
@@ -64,7 +67,7 @@ func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Ou
 			return d.decide(lease, apperr.Wrap(err, apperr.KindTransient, "posse.adapt", "the AI adaptation could not be recorded"))
 		}
 	}
-	acct, err := d.cfg.Accounts.Ensure(ctx, dl.SiteID, dl.ConnectionID)
+	acct, err := open(ctx)
 	if err != nil {
 		if apperr.Is(err, apperr.KindNotFound) {
 			err = apperr.Wrap(err, apperr.KindPermanent, "posse.connection_gone", "the target's connection no longer exists")
@@ -120,6 +123,45 @@ func (d *Dispatcher) publish(ctx context.Context, lease *ledger.Lease) ledger.Ou
 		return d.reconcile(ctx, lease, pub, acct, err)
 	}
 	return d.decide(lease, err)
+}
+
+// accountReader reads a connection together with another item in one
+// request: connection.Refresher.
+type accountReader interface {
+	ReadAlong(ctx context.Context, siteID, id string, also map[string]types.AttributeValue) (map[string]types.AttributeValue, func(context.Context) (platform.Account, error), error)
+}
+
+// blockReader reads a platform's block from its item: ratelimit.Limiter.
+type blockReader interface {
+	BlockKey(siteID, scope string) map[string]types.AttributeValue
+	BlockedIn(item map[string]types.AttributeValue) (time.Time, bool, error)
+}
+
+// readAccount reads the block the platform set on dl's connection and the
+// connection: in one request when Accounts and Limiter can (the DynamoDB
+// ones can), else one after the other. open is Ensure from the connection
+// as read; it is only called when the block does not stop the attempt.
+func (d *Dispatcher) readAccount(ctx context.Context, dl ledger.Delivery) (until time.Time, blocked bool, open func(context.Context) (platform.Account, error), err error) {
+	ar, ok1 := d.cfg.Accounts.(accountReader)
+	br, ok2 := d.cfg.Limiter.(blockReader)
+	if !ok1 || !ok2 {
+		until, blocked, err := d.cfg.Limiter.Blocked(ctx, dl.SiteID, blockScope(dl))
+		if err != nil {
+			return time.Time{}, false, nil, apperr.Wrap(err, apperr.KindTransient, "posse.limiter", "the rate limiter could not be read")
+		}
+		return until, blocked, func(ctx context.Context) (platform.Account, error) {
+			return d.cfg.Accounts.Ensure(ctx, dl.SiteID, dl.ConnectionID)
+		}, nil
+	}
+	item, open, err := ar.ReadAlong(ctx, dl.SiteID, dl.ConnectionID, br.BlockKey(dl.SiteID, blockScope(dl)))
+	if err != nil {
+		return time.Time{}, false, nil, apperr.Wrap(err, apperr.KindTransient, "posse.read", "the connection and its rate-limit block could not be read")
+	}
+	until, blocked, err = br.BlockedIn(item)
+	if err != nil {
+		return time.Time{}, false, nil, apperr.Wrap(err, apperr.KindTransient, "posse.limiter", "the rate limiter could not be read")
+	}
+	return until, blocked, open, nil
 }
 
 // publishContext is ctx with its deadline moved FinishReserve earlier, so
@@ -235,9 +277,7 @@ func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.O
 		d.log.WarnContext(ctx, "delivery outcome unknown", "event", "delivery.unknown", "site", dl.SiteID, "delivery_id", dl.ID,
 			"platform", string(dl.Platform), "target_id", dl.TargetID, "err", logErr(o.Err))
 	}
-	if err := d.cfg.Stats.Record(ctx, dl.SiteID, dl.Platform, now, ev); err != nil {
-		d.log.WarnContext(ctx, "record stats", "delivery_id", dl.ID, "err", logErr(err))
-	}
+	d.record(ctx, dl, now, ev)
 	if (dl.State == ledger.StateRetrying || dl.State == ledger.StateDeferred) && dl.NextAttemptAt != nil {
 		if err := d.wake(ctx, ledger.DeliveryMessage(dl.SiteID, dl.ID), *dl.NextAttemptAt); err != nil {
 			// The delivery waits in the ledger; the sweep re-enqueues it

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -53,6 +54,11 @@ func (c *countingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o .
 	return c.db.GetItem(ctx, in, o...)
 }
 
+func (c *countingDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.count("BatchGetItem")
+	return c.db.BatchGetItem(ctx, in, o...)
+}
+
 func (c *countingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	c.count("PutItem")
 	return c.db.PutItem(ctx, in, o...)
@@ -78,10 +84,37 @@ func (c *countingDB) TransactWriteItems(ctx context.Context, in *dynamodb.Transa
 	return c.db.TransactWriteItems(ctx, in, o...)
 }
 
+// countingDispatcher is a Dispatcher wired as the dispatch function wires
+// it (ledger, connection, limiter, statistics) on a DynamoDB client that
+// counts its calls.
+func countingDispatcher(t *testing.T, s *stack) (*dispatch.Dispatcher, *countingDB) {
+	t.Helper()
+	db := &countingDB{db: s.e.DB, n: map[string]int{}}
+	v, err := vault.New(s.e.KMS, vault.Config{KeyID: s.e.KeyAlias})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := connection.NewRefresher(connection.RefresherConfig{Store: connection.NewStore(db, s.e.Table), Vault: v,
+		OAuth: oauth.New(oauth.Config{}), Now: s.e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatch.New(dispatch.Config{
+		Ledger: ledger.NewStore(db, s.e.Table, s.e.Clock.Now), Accounts: ref, Publishers: s.reg,
+		Limiter: ratelimit.New(db, s.e.Table, s.e.Clock.Now), Stats: stats.New(db, s.e.Table),
+		Queue: s.sqs, QueueURL: s.queue, Logger: s.e.Log, Now: s.e.Clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, db
+}
+
 // TestIntegrationDynamoDBCallsPerDelivery pins the DynamoDB calls one
 // delivery attempt makes, by outcome, through everything the dispatch
 // function wires (ledger, connection, limiter, statistics): call economy
-// (architecture §12) means a change that adds one must show up here.
+// (architecture §12, issue 10) means a change that adds one must show up
+// here.
 func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -90,42 +123,28 @@ func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
 		state ledger.State
 		calls string
 	}{
-		// UpdateItem: the claim (one conditional write), the target's rate
-		// limit and the daily statistics; GetItem: the platform block,
-		// the connection; PutItem: the adapter's journal checkpoints,
-		// fenced.
-		// The outcome and its event (the webhook outbox) are one
-		// TransactWriteItems: the same number of calls.
-		{"sent", "", ledger.StateSent, "GetItem=2 PutItem=2 TransactWriteItems=1 UpdateItem=3"},
-		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "GetItem=2 PutItem=2 TransactWriteItems=1 UpdateItem=3"},
-		// No statistics; the platform's block instead.
-		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "GetItem=2 PutItem=3 UpdateItem=3"},
+		// UpdateItem: the claim (one conditional write that returns the
+		// delivery), the target's hourly limit and the statistics (one
+		// write per SQS batch: here a batch of one); BatchGetItem: the
+		// connection and the platform's block on it; PutItem: the
+		// adapter's checkpoint before its create call, fenced;
+		// TransactWriteItems: the outcome and its event (the webhook
+		// outbox). Before issue 10: GetItem=3 PutItem=3
+		// TransactWriteItems=1 UpdateItem=2.
+		{"sent", "", ledger.StateSent, "BatchGetItem=1 PutItem=1 TransactWriteItems=1 UpdateItem=3"},
+		{"retrying", platformsim.FaultServerError, ledger.StateRetrying, "BatchGetItem=1 PutItem=1 TransactWriteItems=1 UpdateItem=3"},
+		// No event; the outcome is a PutItem, and the platform's block an
+		// UpdateItem.
+		{"deferred by the platform", platformsim.FaultRateLimit, ledger.StateDeferred, "BatchGetItem=1 PutItem=2 UpdateItem=3"},
 		// Renew reads the connection again and marks it broken, with its
 		// connection.broken event in the same transaction.
-		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "GetItem=3 PutItem=2 TransactWriteItems=2 UpdateItem=3"},
+		{"failed: token refused", platformsim.FaultExpiredToken, ledger.StateFailed, "BatchGetItem=1 GetItem=1 PutItem=1 TransactWriteItems=2 UpdateItem=3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t)
 			s.connect(platform.Mastodon)
-			db := &countingDB{db: s.e.DB, n: map[string]int{}}
-			v, err := vault.New(s.e.KMS, vault.Config{KeyID: s.e.KeyAlias})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref, err := connection.NewRefresher(connection.RefresherConfig{Store: connection.NewStore(db, s.e.Table), Vault: v,
-				OAuth: oauth.New(oauth.Config{}), Now: s.e.Clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := dispatch.New(dispatch.Config{
-				Ledger: ledger.NewStore(db, s.e.Table, s.e.Clock.Now), Accounts: ref, Publishers: s.reg,
-				Limiter: ratelimit.New(db, s.e.Table, s.e.Clock.Now), Stats: stats.New(db, s.e.Table),
-				Queue: s.sqs, QueueURL: s.queue, Logger: s.e.Log, Now: s.e.Clock.Now,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d, db := countingDispatcher(t, s)
 			dl := s.create(platform.Mastodon, "counted")
 			if tc.fault != "" {
 				s.e.Sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: tc.fault, ResetSeconds: 60})
@@ -143,5 +162,44 @@ func TestIntegrationDynamoDBCallsPerDelivery(t *testing.T) {
 				t.Errorf("DynamoDB calls of one %s attempt: got %s, want %s", tc.state, calls, tc.calls)
 			}
 		})
+	}
+}
+
+// TestIntegrationDynamoDBCallsPerBatch pins the calls of an SQS batch of
+// ten deliveries to targets without an hourly limit of their own: four per
+// delivery (claim, connection and block, checkpoint, outcome with its
+// event) and one statistics write for the batch, and the counters still
+// count every delivery.
+func TestIntegrationDynamoDBCallsPerBatch(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.connect(platform.Mastodon)
+	d, db := countingDispatcher(t, s)
+	const n = 10
+	var recs []dispatch.Record
+	for i := range n {
+		nd := ledger.NewDelivery{SiteID: s.e.Site.ID, PostID: fmt.Sprint("post", i), Revision: "r1", TargetID: "tgt_mastodon",
+			ConnectionID: s.conns[platform.Mastodon], Platform: platform.Mastodon, Text: fmt.Sprint("Hello number ", i)}
+		out, _, err := s.ledger.CreateAll(s.e.Ctx, []ledger.NewDelivery{nd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, dispatch.Record{MessageID: fmt.Sprint("m", i), Body: ledger.DeliveryMessage(s.e.Site.ID, out[0].ID).Encode(), ReceiveCount: 1})
+	}
+	db.take()
+	if failed := d.Handle(context.Background(), recs); len(failed) != 0 {
+		t.Fatalf("failed records: %v", failed)
+	}
+	calls := db.take()
+	want := fmt.Sprintf("BatchGetItem=%d PutItem=%d TransactWriteItems=%d UpdateItem=%d", n, n, n, n+1)
+	if calls != want {
+		t.Errorf("DynamoDB calls of a batch of %d: got %s, want %s", n, calls, want)
+	}
+	rep, err := stats.New(s.e.DB, s.e.Table).Query(s.e.Ctx, s.e.Site.ID, s.e.Clock.Now().Add(-24*time.Hour), s.e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Sent != n {
+		t.Errorf("sent counted: got %d, want %d", rep.Summary.Sent, n)
 	}
 }

@@ -235,6 +235,8 @@ type Record struct {
 // them visible again and, past its maxReceiveCount, moves them to the DLQ.
 // It never panics: a panic in one record fails that record only.
 func (d *Dispatcher) Handle(ctx context.Context, recs []Record) []string {
+	ctx, flush := d.tally(ctx)
+	defer flush()
 	return batch.Failed(ctx, d.log, "dispatch", recs, d.cfg.Concurrency,
 		func(r Record) string { return r.MessageID }, d.HandleRecord)
 }
@@ -242,6 +244,51 @@ func (d *Dispatcher) Handle(ctx context.Context, recs []Record) []string {
 // HandleRecord processes one message. A nil error acknowledges it; an
 // error leaves it on the queue (a batch item failure).
 func (d *Dispatcher) HandleRecord(ctx context.Context, rec Record) error {
+	ctx, flush := d.tally(ctx)
+	defer flush()
+	return d.handleRecord(ctx, rec)
+}
+
+// tallyRecorder records many outcomes' statistics at once: shared/stats.
+type tallyRecorder interface {
+	RecordTally(ctx context.Context, t *stats.Tally) error
+}
+
+// tallyCtx is the context key of the statistics tally of the batch being
+// processed.
+type tallyCtx struct{}
+
+// tally returns ctx carrying a statistics tally for the outcomes recorded
+// under it, and the function that writes the tally: one UpdateItem per
+// site, platform and day for a whole SQS batch instead of one per
+// outcome. Under a ctx that already carries one (a record of a batch) or
+// with a Stats that cannot take a tally, statistics go on as they are.
+func (d *Dispatcher) tally(ctx context.Context) (context.Context, func()) {
+	tr, ok := d.cfg.Stats.(tallyRecorder)
+	if _, inBatch := ctx.Value(tallyCtx{}).(*stats.Tally); !ok || inBatch {
+		return ctx, func() {}
+	}
+	t := &stats.Tally{}
+	return context.WithValue(ctx, tallyCtx{}, t), func() {
+		if err := tr.RecordTally(context.WithoutCancel(ctx), t); err != nil {
+			d.log.WarnContext(ctx, "record stats", "err", logErr(err))
+		}
+	}
+}
+
+// record adds an outcome's statistics to the batch's tally, or records
+// them now when there is none.
+func (d *Dispatcher) record(ctx context.Context, dl ledger.Delivery, at time.Time, ev stats.Event) {
+	if t, ok := ctx.Value(tallyCtx{}).(*stats.Tally); ok {
+		t.Add(dl.SiteID, dl.Platform, at, ev)
+		return
+	}
+	if err := d.cfg.Stats.Record(ctx, dl.SiteID, dl.Platform, at, ev); err != nil {
+		d.log.WarnContext(ctx, "record stats", "delivery_id", dl.ID, "err", logErr(err))
+	}
+}
+
+func (d *Dispatcher) handleRecord(ctx context.Context, rec Record) error {
 	start := d.cfg.Now()
 	m, err := ledger.DecodeMessage(rec.Body)
 	if err != nil {

@@ -362,6 +362,17 @@ func (j leaseJournal) Record(ctx context.Context, key, value string) error {
 	})
 }
 
+// RecordAll implements the journal's several checkpoints in one fenced
+// write (platform.RecordAll).
+func (j leaseJournal) RecordAll(ctx context.Context, kv map[string]string) error {
+	return j.l.write(ctx, func(r *record) {
+		if r.Journal == nil {
+			r.Journal = map[string]string{}
+		}
+		maps.Copy(r.Journal, kv)
+	})
+}
+
 // Adapt freezes the AI adaptation of the delivery before it is published:
 // its text, the alt texts generated for its media (by index; "" keeps the
 // media's own) and info, whose Source must no longer be AIPending. The

@@ -9,6 +9,8 @@ package platform
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
@@ -103,6 +105,27 @@ type Result struct {
 // a transient error.
 type Journal interface {
 	Record(ctx context.Context, key, value string) error
+}
+
+// batchJournal is a Journal that records several checkpoints in one write:
+// the ledger's.
+type batchJournal interface {
+	RecordAll(ctx context.Context, kv map[string]string) error
+}
+
+// RecordAll records the checkpoints in kv: in one write when j can (the
+// ledger's journal does: one fenced write, not one per key), else one
+// Record per key, in key order.
+func RecordAll(ctx context.Context, j Journal, kv map[string]string) error {
+	if bj, ok := j.(batchJournal); ok {
+		return bj.RecordAll(ctx, kv)
+	}
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		if err := j.Record(ctx, k, kv[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NopJournal is a Journal that keeps nothing: for callers with no ledger.

@@ -128,13 +128,25 @@ func (l *Limiter) Blocked(ctx context.Context, siteID, scope string) (time.Time,
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("read block %s: %w", scope, err)
 	}
-	v, ok := out.Item["until_ms"].(*types.AttributeValueMemberN)
+	return l.BlockedIn(out.Item)
+}
+
+// BlockKey is the key of (site, scope)'s block item, for a caller that
+// reads it along with other items (then BlockedIn decides).
+func (l *Limiter) BlockKey(siteID, scope string) map[string]types.AttributeValue {
+	return blockKey(siteID, scope)
+}
+
+// BlockedIn is Blocked from the block item as read (nil when there is
+// none).
+func (l *Limiter) BlockedIn(item map[string]types.AttributeValue) (time.Time, bool, error) {
+	v, ok := item["until_ms"].(*types.AttributeValueMemberN)
 	if !ok {
 		return time.Time{}, false, nil
 	}
 	ms, err := strconv.ParseInt(v.Value, 10, 64)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read block %s: until_ms %q: %w", scope, v.Value, err)
+		return time.Time{}, false, fmt.Errorf("read block: until_ms %q: %w", v.Value, err)
 	}
 	until := time.UnixMilli(ms).UTC()
 	if !until.After(l.now()) {

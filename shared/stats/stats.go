@@ -26,9 +26,11 @@ package stats
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -104,18 +106,58 @@ func num(n int64) types.AttributeValue {
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-// Record adds e to the counters of (site, platform, the UTC day and hour
-// of at). Each call is one atomic update of one item, or none when e adds
-// nothing.
+// Record adds e to the counters of (site, platform, at's day) in one
+// UpdateItem.
 func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at time.Time, e Event) error {
-	var adds, sets []string
-	vals := map[string]types.AttributeValue{}
+	var t Tally
+	t.Add(siteID, p, at, e)
+	return s.RecordTally(ctx, &t)
+}
+
+// Tally adds events up by site, platform and day, so that many outcomes
+// cost one UpdateItem per counter item (RecordTally): the dispatcher
+// records an SQS batch's outcomes once per batch. The zero Tally is empty
+// and ready; it is safe for concurrent use.
+type Tally struct {
+	mu   sync.Mutex
+	sums map[tallyKey]*sum
+}
+
+type tallyKey struct {
+	siteID string
+	p      platform.Name
+	day    string
+}
+
+// sum is the counters' increments of one item.
+type sum struct {
+	adds    map[string]int64
+	order   []string // adds' attributes in the order first added
+	errKind string
+	errAt   time.Time
+}
+
+// Add adds e, which happened at at, to the tally.
+func (t *Tally) Add(siteID string, p platform.Name, at time.Time, e Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sums == nil {
+		t.sums = map[tallyKey]*sum{}
+	}
+	k := tallyKey{siteID, p, at.UTC().Format(DateLayout)}
+	u := t.sums[k]
+	if u == nil {
+		u = &sum{adds: map[string]int64{}}
+		t.sums[k] = u
+	}
 	add := func(attr string, n int64) {
 		if n == 0 {
 			return
 		}
-		adds = append(adds, attr+" :"+attr)
-		vals[":"+attr] = num(n)
+		if _, ok := u.adds[attr]; !ok {
+			u.order = append(u.order, attr)
+		}
+		u.adds[attr] += n
 	}
 	add("sent", int64(e.Sent))
 	add("failed", int64(e.Failed))
@@ -131,9 +173,53 @@ func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at t
 	if e.Sent > 0 {
 		add(hourLatency(hour, latencyBucket(e.Latency)), int64(e.Sent))
 	}
-	if e.ErrorKind != "" {
+	if e.ErrorKind != "" && !at.Before(u.errAt) {
+		u.errKind, u.errAt = e.ErrorKind, at
+	}
+}
+
+// Len is the number of counter items the tally changes.
+func (t *Tally) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.sums)
+}
+
+// RecordTally adds the tally to the counters, one UpdateItem per site,
+// platform and day, and empties it. Items it could not update stay in the
+// tally, and the first error is returned.
+func (s *Store) RecordTally(ctx context.Context, t *Tally) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first error
+	for _, k := range slices.SortedFunc(maps.Keys(t.sums), func(a, b tallyKey) int {
+		return strings.Compare(a.siteID+"\x00"+string(a.p)+"\x00"+a.day, b.siteID+"\x00"+string(b.p)+"\x00"+b.day)
+	}) {
+		if err := s.update(ctx, k, t.sums[k]); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		delete(t.sums, k)
+	}
+	return first
+}
+
+// update adds u to the counter item of k.
+func (s *Store) update(ctx context.Context, k tallyKey, u *sum) error {
+	var adds, sets []string
+	vals := map[string]types.AttributeValue{}
+	for _, attr := range u.order {
+		if u.adds[attr] == 0 {
+			continue
+		}
+		adds = append(adds, attr+" :"+attr)
+		vals[":"+attr] = num(u.adds[attr])
+	}
+	if u.errKind != "" {
 		sets = append(sets, "last_error_kind = :lek", "last_error_at_ms = :lea")
-		vals[":lek"], vals[":lea"] = str(e.ErrorKind), num(at.UnixMilli())
+		vals[":lek"], vals[":lea"] = str(u.errKind), num(u.errAt.UnixMilli())
 	}
 	if len(adds) == 0 && len(sets) == 0 {
 		return nil
@@ -145,17 +231,16 @@ func (s *Store) Record(ctx context.Context, siteID string, p platform.Name, at t
 	if len(sets) > 0 {
 		expr = append(expr, "SET "+strings.Join(sets, ", "))
 	}
-	day := at.UTC().Format(DateLayout)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.table,
 		Key: map[string]types.AttributeValue{
-			"PK": str(partition(siteID)), "SK": str(day + "#" + string(p)),
+			"PK": str(partition(k.siteID)), "SK": str(k.day + "#" + string(k.p)),
 		},
 		UpdateExpression:          aws.String(strings.Join(expr, " ")),
 		ExpressionAttributeValues: vals,
 	})
 	if err != nil {
-		return fmt.Errorf("record stats of %s on %s: %w", p, day, err)
+		return fmt.Errorf("record stats of %s on %s: %w", k.p, k.day, err)
 	}
 	return nil
 }

@@ -207,12 +207,13 @@ func (a *Adapter) Publish(ctx context.Context, acct platform.Account, p platform
 		}
 		ids = append(ids, id)
 	}
+	// One fenced write before the status POST: when this attempt began
+	// (the first one's time is kept) and the media it attaches.
+	cp := map[string]string{JournalMediaIDs: strings.Join(ids, ",")}
 	if p.Journal[JournalFirstSentAt] == "" {
-		if err := j.Record(ctx, JournalFirstSentAt, a.clock.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			return platform.Result{}, journalErr(err)
-		}
+		cp[JournalFirstSentAt] = a.clock.Now().UTC().Format(time.RFC3339Nano)
 	}
-	if err := j.Record(ctx, JournalMediaIDs, strings.Join(ids, ",")); err != nil {
+	if err := platform.RecordAll(ctx, j, cp); err != nil {
 		return platform.Result{}, journalErr(err)
 	}
 	return a.postStatus(ctx, base, acct.AccessToken, p, ids)

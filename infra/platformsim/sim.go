@@ -78,6 +78,9 @@ type Account struct {
 	RefreshToken string    `json:"refreshToken,omitempty"`
 	ExpiresAt    time.Time `json:"expiresAt,omitempty"`
 	Password     string    `json:"password,omitempty"` // Bluesky app password
+	// Privacy is a Mastodon account's default post visibility
+	// (source.privacy: public, unlisted, private or direct; default public).
+	Privacy string `json:"privacy,omitempty"`
 }
 
 // Options configure a Server.

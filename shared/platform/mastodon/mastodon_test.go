@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -456,5 +459,82 @@ func TestVisibilityDefaultsToAccount(t *testing.T) {
 				t.Errorf("%s: got visibility %q, want %q", tt.name, got.Extra["visibility"], tt.want)
 			}
 		}
+	}
+}
+
+// onlyHost refuses, and records, any request to a host other than host,
+// so a test proves which calls left for the instance an account names.
+type onlyHost struct {
+	host    string
+	next    http.RoundTripper
+	mu      sync.Mutex
+	refused []string
+}
+
+func (o *onlyHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != o.host {
+		o.mu.Lock()
+		o.refused = append(o.refused, r.URL.Host)
+		o.mu.Unlock()
+		return nil, fmt.Errorf("request to %s refused by the test", r.URL.Host)
+	}
+	return o.next.RoundTrip(r)
+}
+
+func (o *onlyHost) refusedHosts() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.refused)
+}
+
+// TestInstanceOverride routes an account on https://mastodon.social to the
+// simulator, as the local stack does: every call (identify, limits,
+// publish, reconcile, metrics) goes to the override, and the handle still
+// names the account's own instance.
+func TestInstanceOverride(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, _ := url.Parse(e.sim.URL)
+	guard := &onlyHost{host: sim.Host, next: e.sim.Client().Transport}
+	ad := mastodon.New(mastodon.Config{InstanceOverride: e.sim.URL + "/mastodon/", MediaPollInterval: time.Millisecond}, &http.Client{Transport: guard}, e.clock)
+	acct := e.acct
+	acct.BaseURL = "https://mastodon.social"
+	ctx := context.Background()
+
+	id, err := ad.WhoAmI(ctx, acct)
+	if err != nil || id.ID != "109" || id.Handle != "alice@mastodon.social" {
+		t.Fatalf("WhoAmI: got %+v %v, want id 109 handle alice@mastodon.social", id, err)
+	}
+	if l, err := ad.InstanceLimits(ctx, acct.BaseURL); err != nil || l.MaxCharacters != 500 {
+		t.Fatalf("InstanceLimits: got %+v %v, want the simulator's 500", l, err)
+	}
+	j := &platformsim.MemJournal{}
+	p := platform.Post{DeliveryID: "dlv-routed", Text: "from any instance", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
+	res, err := ad.Publish(ctx, acct, p, j)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	p.Journal = j.Entries()
+	again, found, err := ad.Reconcile(ctx, acct, p)
+	if err != nil || !found || again.ID != res.ID {
+		t.Fatalf("Reconcile: got %+v %v %v, want the same status %s", again, found, err, res.ID)
+	}
+	if _, err := ad.ReadMetrics(ctx, acct, []string{res.ID}); err != nil {
+		t.Fatalf("ReadMetrics: %v", err)
+	}
+	if posts := e.sim.Posts("mastodon"); len(posts) != 1 || posts[0].ID != res.ID {
+		t.Fatalf("got posts %+v, want the one status %s", posts, res.ID)
+	}
+	if got := guard.refusedHosts(); len(got) != 0 {
+		t.Fatalf("got requests to %v, want every call routed to the simulator", got)
+	}
+
+	// Without the override the account's own instance is called.
+	plain := mastodon.New(mastodon.Config{}, &http.Client{Transport: guard}, e.clock)
+	if _, err := plain.WhoAmI(ctx, acct); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Fatalf("no override: got %v, want mastodon.social unreachable (invalid)", err)
+	}
+	if got := guard.refusedHosts(); !slices.Equal(got, []string{"mastodon.social"}) {
+		t.Fatalf("no override: got requests to %v, want one to mastodon.social", got)
 	}
 }

@@ -601,6 +601,11 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
+	// Every answer to an authenticated create carries the statuses
+	// family's headers (replays and rejections included); a created
+	// status updates them below.
+	lim := s.mastoLimits()
+	s.mastoStatusHeaders(w, lim, s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, 0))
 	p, err := mastoParams(r)
 	if err != nil {
 		mastoErr(w, http.StatusBadRequest, "Invalid request body")
@@ -673,15 +678,12 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 	// limit the creation is rolled back and answered 429. The answer
 	// carries the family's headers unless the request window has less
 	// left (Api::RateLimitHeaders#override_rate_limit_headers).
-	lim := s.mastoLimits()
 	count := s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, 1)
 	refused := count > lim.Statuses
 	if refused {
 		count = s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, -1)
 	}
-	if left := lim.Statuses - count; left <= mastoAPILimit-1 {
-		mastoLimitHeaders(w, lim.Statuses, left, mastoWindowEnd(s.now(), lim.StatusesPeriod))
-	}
+	s.mastoStatusHeaders(w, lim, count)
 	if refused {
 		mastoErr(w, http.StatusTooManyRequests, "Too many requests")
 		return
@@ -722,6 +724,15 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, js)
+}
+
+// mastoStatusHeaders sets the statuses family's headers for count statuses
+// created in the current window, unless the request window has less left
+// (Api::RateLimitHeaders#override_rate_limit_headers).
+func (s *Server) mastoStatusHeaders(w http.ResponseWriter, lim MastodonLimits, count int) {
+	if left := lim.Statuses - count; left <= mastoAPILimit-1 {
+		mastoLimitHeaders(w, lim.Statuses, left, mastoWindowEnd(s.now(), lim.StatusesPeriod))
+	}
 }
 
 // mastoContent renders plain status text as Mastodon does: paragraphs on

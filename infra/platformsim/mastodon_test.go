@@ -312,8 +312,8 @@ func TestMastodonStatusesWindow(t *testing.T) {
 		wantRemaining   string
 	}{
 		{"second", `{"status":"second","visibility":"public"}`, "k2", http.StatusOK, "1"},
-		{"replay is not a new status", `{"status":"second"}`, "k2", http.StatusOK, ""},
-		{"rejected is not counted", `{"status":""}`, "", http.StatusUnprocessableEntity, ""},
+		{"replay is not a new status", `{"status":"second"}`, "k2", http.StatusOK, "1"},
+		{"rejected is not counted", `{"status":""}`, "", http.StatusUnprocessableEntity, "1"},
 		{"third", `{"status":"third"}`, "", http.StatusOK, "0"},
 		{"past the limit", `{"status":"fourth"}`, "", http.StatusTooManyRequests, "0"},
 	}

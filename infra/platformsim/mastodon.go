@@ -50,11 +50,11 @@ const (
 // zero field keeps Mastodon's default.
 type MastodonLimits struct {
 	// Statuses created per StatusesPeriod (default 300 per 3 h).
-	Statuses       int           `json:"statuses,omitempty"`
-	StatusesPeriod time.Duration `json:"-"`
+	Statuses       int
+	StatusesPeriod time.Duration
 	// Media uploads per MediaPeriod (default 30 per 30 min).
-	Media       int           `json:"media,omitempty"`
-	MediaPeriod time.Duration `json:"-"`
+	Media       int
+	MediaPeriod time.Duration
 }
 
 func (l MastodonLimits) withDefaults() MastodonLimits {

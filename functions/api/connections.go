@@ -38,7 +38,7 @@ func buildConnections(ctx context.Context, cfg posseconfig.Config, awsCfg aws.Co
 	for name, c := range cfg.OAuthClients {
 		clients[platform.Name(name)] = oauth.Client{ID: c.ID, Secret: c.Secret}
 	}
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
+	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
 	cs := connection.ServiceConfig{
 		Store:              connection.NewStore(db, cfg.Table),
 		Sealer:             sealer,

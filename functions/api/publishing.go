@@ -35,7 +35,7 @@ func addPublishing(cfg posseconfig.Config, db *dynamodb.Client, queues *sqs.Clie
 	deliveries := ledger.NewStore(db, cfg.Table, nil)
 	// The api function only validates with the adapters (Capabilities,
 	// Validate): they make no call here, so the client is never used.
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: &http.Client{Timeout: 20 * time.Second}})
+	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: &http.Client{Timeout: 20 * time.Second}})
 	d.Targets = target.NewStore(db, cfg.Table, conns, nil, nil)
 	d.Deliveries = deliveries
 	d.Snapshots = compose.NewSnapshots(db, cfg.Table, nil)

@@ -264,6 +264,7 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 		// with time: poll it quickly.
 		"POSSE_MEDIA_POLL_INTERVAL=100ms",
 	}, clientEnv...)
+	extraEnv = append(extraEnv, federatedEnv(params["Environment"], simURL)...)
 	r := newRunner(runnerConfig{
 		Root:         root,
 		Template:     tpl,
@@ -295,21 +296,37 @@ func up(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) erro
 	if err := r.serve(ctx); err != nil {
 		return err
 	}
-	site := demoSite{}
+	site, accounts := demoSite{}, demoAccounts{}
 	if o.demo {
 		site = createDemoSite(ctx, r.apiURL, adminKey)
 		if site.err != nil {
 			log.Warn("demo site not created", "error", site.err)
 		}
+		accounts = seedDemoAccounts(ctx, r.simURL)
+		if accounts.err != nil {
+			log.Warn("demo accounts not created", "error", accounts.err)
+		}
 	}
 	log.Info("ready", "api", r.apiURL, "functions", len(r.stack.Functions), "init", r.initDurations())
 	printReady(stdout, readyInfo{
-		apiURL: r.apiURL, site: site, adminKey: adminKey, simURL: r.simURL, moto: srv.Endpoint(),
+		apiURL: r.apiURL, site: site, accounts: accounts, adminKey: adminKey, simURL: r.simURL, moto: srv.Endpoint(),
 		logs: logDir, inits: r.initDurations(),
 	})
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// federatedEnv routes every Mastodon instance a user names (the README's
+// https://mastodon.social) to the simulator, which is the only instance
+// reachable here; the connection keeps the instance URL as given. The
+// functions accept POSSE_FEDERATED_BASE_URL only when POSSE_ENV is local,
+// so a stack run as another environment keeps the instances it is given.
+func federatedEnv(env, simURL string) []string {
+	if env != "local" {
+		return nil
+	}
+	return []string{"POSSE_FEDERATED_BASE_URL=" + simURL}
 }
 
 // localOAuthClients makes an OAuth app for every OAuth platform, new on
@@ -372,6 +389,7 @@ func newAdminKey() (key, hash string, err error) {
 type readyInfo struct {
 	apiURL, adminKey, simURL, moto, logs, inits string
 	site                                        demoSite
+	accounts                                    demoAccounts
 }
 
 func printReady(w io.Writer, i readyInfo) {
@@ -382,6 +400,15 @@ func printReady(w io.Writer, i readyInfo) {
 	curlKey := siteKey
 	if i.site.key == "" {
 		curlKey = i.adminKey
+	}
+	accounts := ""
+	if a := i.accounts; a.err == nil && a.mastodonToken != "" {
+		// The README's manual connections, with credentials the simulator
+		// knows; every Mastodon instance URL reaches the simulator here.
+		accounts = fmt.Sprintf(`  Mastodon token   %s
+  Bluesky handle   %s
+  Bluesky password %s
+`, a.mastodonToken, a.blueskyHandle, a.blueskyPassword)
 	}
 	fmt.Fprintf(w, `
 POSSE local stack is ready
@@ -394,9 +421,9 @@ POSSE local stack is ready
   Moto endpoint    %s
   Logs             %s
   Init durations   %s
-
+%s
   curl -H "Authorization: Bearer %s" %s/health
 
 Press Ctrl+C to stop.
-`, i.apiURL, siteID, siteKey, i.adminKey, i.simURL, i.moto, i.logs, i.inits, curlKey, i.apiURL)
+`, i.apiURL, siteID, siteKey, i.adminKey, i.simURL, i.moto, i.logs, i.inits, accounts, curlKey, i.apiURL)
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,5 +274,25 @@ func TestParseOptions(t *testing.T) {
 	}
 	if err := checkPorts([]fixedPort{{5000, "a"}, {5000, "b"}}); err == nil || !strings.Contains(err.Error(), "both a and b") {
 		t.Errorf("repeated port: got %v", err)
+	}
+}
+
+// TestFederatedEnv checks the runner routes Mastodon instances to the
+// simulator only for the local environment, the only one whose functions
+// accept the setting.
+func TestFederatedEnv(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  string
+		want []string
+	}{
+		{"local", []string{"POSSE_FEDERATED_BASE_URL=http://127.0.0.1:4700"}},
+		{"dev", nil},
+		{"prod", nil},
+		{"", nil},
+	} {
+		if got := federatedEnv(tc.env, "http://127.0.0.1:4700"); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %v, want %v", tc.env, got, tc.want)
+		}
 	}
 }

@@ -2,8 +2,18 @@ package platformsim
 
 // Mastodon: one simulated instance under /mastodon (its base URL is
 // PublicURL+"/mastodon"). App registration, OAuth (authorize, token,
-// revoke), verify_credentials, /api/v2/instance, media v2 with 202 → 206 →
-// 200 processing, and statuses with Idempotency-Key replay for one hour.
+// revoke), verify_credentials (a CredentialAccount with source.privacy),
+// /api/v2/instance, media v2 with 202 → 206 → 200 processing, and statuses
+// (the full Status entity, visibility defaulting to the account's) with
+// Idempotency-Key replay for one hour.
+//
+// Rate limits follow Mastodon's own code: every API answer carries the
+// per-account request window (300 per 5 minutes); creating a status counts
+// against the statuses family (300 per 3 hours, app/lib/rate_limiter.rb) and
+// media uploads against Rack::Attack's throttle (30 per 30 minutes). All
+// are fixed windows aligned on the epoch, and X-RateLimit-Reset is
+// Mastodon's now + (period - now mod period): the window's end, carrying
+// the request's fraction of a second.
 
 import (
 	"encoding/json"
@@ -12,6 +22,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +42,92 @@ const (
 	mastoImageSizeLimit  = 16 * 1024 * 1024
 	mastoVideoSizeLimit  = 99 * 1024 * 1024
 	mastoMaxAttachments  = 4
+	mastoAPILimit        = 300
+	mastoAPIPeriod       = 5 * time.Minute
 )
+
+// MastodonLimits are the simulated instance's rate limits per account. A
+// zero field keeps Mastodon's default.
+type MastodonLimits struct {
+	// Statuses created per StatusesPeriod (default 300 per 3 h).
+	Statuses       int
+	StatusesPeriod time.Duration
+	// Media uploads per MediaPeriod (default 30 per 30 min).
+	Media       int
+	MediaPeriod time.Duration
+}
+
+func (l MastodonLimits) withDefaults() MastodonLimits {
+	if l.Statuses <= 0 {
+		l.Statuses = 300
+	}
+	if l.StatusesPeriod <= 0 {
+		l.StatusesPeriod = 3 * time.Hour
+	}
+	if l.Media <= 0 {
+		l.Media = 30
+	}
+	if l.MediaPeriod <= 0 {
+		l.MediaPeriod = 30 * time.Minute
+	}
+	return l
+}
+
+// SetMastodonLimits changes the instance's per-account rate limits (zero
+// fields: Mastodon's defaults). Benchmarks that post faster than an account
+// may raise them; everything else should keep the defaults.
+func (s *Server) SetMastodonLimits(l MastodonLimits) {
+	s.with(func(st map[string]any) { st["mastodon|limits"] = l.withDefaults() })
+}
+
+func (s *Server) mastoLimits() MastodonLimits {
+	l := MastodonLimits{}.withDefaults()
+	s.with(func(st map[string]any) {
+		if v, ok := st["mastodon|limits"].(MastodonLimits); ok {
+			l = v
+		}
+	})
+	return l
+}
+
+// SetMastodonMediaPolls sets how many GET /api/v1/media/:id reads of a
+// processing upload answer 206 before it is ready (default 1; 0 makes the
+// first poll answer 200, which real instances do for quick uploads).
+func (s *Server) SetMastodonMediaPolls(n int) {
+	s.with(func(st map[string]any) { st["mastodon|media_polls"] = max(n, 0) })
+}
+
+func (s *Server) mastoMediaPolls() int {
+	n := 1
+	s.with(func(st map[string]any) {
+		if v, ok := st["mastodon|media_polls"].(int); ok {
+			n = v
+		}
+	})
+	return n
+}
+
+// mastoWindowEnd is Mastodon's X-RateLimit-Reset for a fixed window of
+// period: now + (period - now mod period), in whole seconds of the epoch,
+// so it keeps now's fraction of a second.
+func mastoWindowEnd(now time.Time, period time.Duration) time.Time {
+	p := int64(period / time.Second)
+	return now.Add(time.Duration(p-now.Unix()%p) * time.Second)
+}
+
+// mastoWindowCount adds delta to account's count in family's current window
+// and returns the new count. Windows are fixed, aligned on the epoch, like
+// Mastodon's Redis keys (rate_limit:<account>:<family>:<epoch / period>).
+func (s *Server) mastoWindowCount(account, family string, period time.Duration, delta int) int {
+	key := "mastodon|rl|" + account + "|" + family + "|" + strconv.FormatInt(s.now().Unix()/int64(period/time.Second), 10)
+	n := 0
+	s.with(func(st map[string]any) {
+		n, _ = st[key].(int)
+		n += delta
+		st[key] = n
+	})
+	return n
+}
 
 var mastoMIMETypes = []string{
 	"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/avif",
@@ -45,6 +141,8 @@ type mastoApp struct {
 type mastoMedia struct {
 	ID, Owner, Type, Description, URL string
 	Processing, Failed                bool
+	// Polls is how many more status reads answer 206.
+	Polls int
 }
 
 type mastoIdem struct {
@@ -79,6 +177,23 @@ func (s *Server) routesMastodon() {
 	s.handle("GET /mastodon/api/v1/media/{id}", s.mastoGetMedia)
 	s.handle("POST /mastodon/api/v1/statuses", s.mastoPostStatus)
 	s.handle("GET /mastodon/api/v1/statuses/{id}", s.mastoGetStatus)
+	s.handle("PUT /_sim/mastodon/limits", s.mastoPutLimits)
+}
+
+// mastoPutLimits sets the instance's rate limits: {"statuses": N,
+// "statusesPeriodSeconds": S, "media": N, "mediaPeriodSeconds": S}.
+func (s *Server) mastoPutLimits(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Statuses, StatusesPeriodSeconds, Media, MediaPeriodSeconds int
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil ||
+		in.Statuses < 0 || in.StatusesPeriodSeconds < 0 || in.Media < 0 || in.MediaPeriodSeconds < 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {statuses?, statusesPeriodSeconds?, media?, mediaPeriodSeconds?} as non-negative numbers"})
+		return
+	}
+	s.SetMastodonLimits(MastodonLimits{Statuses: in.Statuses, StatusesPeriod: time.Duration(in.StatusesPeriodSeconds) * time.Second,
+		Media: in.Media, MediaPeriod: time.Duration(in.MediaPeriodSeconds) * time.Second})
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) mastoBase() string { return s.PublicURL() + "/mastodon" }
@@ -87,10 +202,16 @@ func mastoErr(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// mastoRateHeaders sets the X-RateLimit-* headers; Reset is ISO-8601.
+// mastoRateHeaders sets the X-RateLimit-* headers of the request window;
+// Reset is ISO-8601 with microseconds, as Ruby's iso8601(6) writes it.
 func (s *Server) mastoRateHeaders(w http.ResponseWriter, remaining int, reset time.Time) {
-	w.Header().Set("X-RateLimit-Limit", "300")
-	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	mastoLimitHeaders(w, mastoAPILimit, remaining, reset)
+}
+
+// mastoLimitHeaders sets the X-RateLimit-* headers of one window.
+func mastoLimitHeaders(w http.ResponseWriter, limit, remaining int, reset time.Time) {
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(max(remaining, 0)))
 	w.Header().Set("X-RateLimit-Reset", reset.UTC().Format("2006-01-02T15:04:05.000000Z"))
 }
 
@@ -119,18 +240,53 @@ func (s *Server) mastoAPI(w http.ResponseWriter, r *http.Request) *Account {
 		}
 		return nil
 	}
-	s.mastoRateHeaders(w, 299, s.now().Add(5*time.Minute).Truncate(5*time.Minute))
+	s.mastoRateHeaders(w, mastoAPILimit-1, mastoWindowEnd(s.now(), mastoAPIPeriod))
 	return a
 }
 
+// mastoPrivacy is the account's default post visibility (its
+// source.privacy): Account.Privacy, else public.
+func mastoPrivacy(a *Account) string {
+	if a.Privacy != "" {
+		return a.Privacy
+	}
+	return "public"
+}
+
+// mastoAccountJSON is the Account entity of a.
 func (s *Server) mastoAccountJSON(a *Account) map[string]any {
+	statuses, last := 0, any(nil)
+	for _, p := range s.Posts(mastoName) {
+		if p.AccountID == a.ID {
+			statuses++
+			last = p.CreatedAt.UTC().Format(time.DateOnly)
+		}
+	}
+	avatar := s.mastoBase() + "/avatars/original/missing.png"
+	header := s.mastoBase() + "/headers/original/missing.png"
 	return map[string]any{
 		"id": a.ID, "username": a.Handle, "acct": a.Handle, "display_name": a.Handle,
-		"locked": false, "bot": false, "note": "", "url": s.mastoBase() + "/@" + a.Handle,
-		"avatar": s.mastoBase() + "/avatars/original/missing.png", "followers_count": 0,
-		"following_count": 0, "statuses_count": len(s.Posts(mastoName)),
-		"created_at": "2024-01-01T00:00:00.000Z",
+		"locked": false, "bot": false, "discoverable": true, "indexable": true, "group": false,
+		"hide_collections": false, "noindex": false,
+		"created_at": "2024-01-01T00:00:00.000Z", "note": "", "url": s.mastoBase() + "/@" + a.Handle,
+		"uri":    s.mastoBase() + "/users/" + a.Handle,
+		"avatar": avatar, "avatar_static": avatar, "header": header, "header_static": header,
+		"followers_count": 0, "following_count": 0, "statuses_count": statuses, "last_status_at": last,
+		"emojis": []any{}, "fields": []any{}, "roles": []any{},
 	}
+}
+
+// mastoCredentialAccountJSON is verify_credentials' CredentialAccount: the
+// Account with source (the account's posting defaults) and role.
+func (s *Server) mastoCredentialAccountJSON(a *Account) map[string]any {
+	js := s.mastoAccountJSON(a)
+	js["source"] = map[string]any{
+		"privacy": mastoPrivacy(a), "sensitive": false, "language": "en", "note": "", "fields": []any{},
+		"follow_requests_count": 0, "hide_collections": false, "discoverable": true, "indexable": true,
+		"attribution_domains": []any{}, "quote_policy": "public",
+	}
+	js["role"] = map[string]any{"id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": false}
+	return js
 }
 
 // formOrJSON reads request parameters from JSON, urlencoded or multipart
@@ -295,7 +451,7 @@ func (s *Server) mastoVerify(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.mastoAccountJSON(a))
+	writeJSON(w, http.StatusOK, s.mastoCredentialAccountJSON(a))
 }
 
 func (s *Server) mastoInstance(w http.ResponseWriter, r *http.Request) {
@@ -335,6 +491,17 @@ func (s *Server) mastoMediaJSON(m *mastoMedia) map[string]any {
 }
 
 func (s *Server) mastoUpload(w http.ResponseWriter, r *http.Request) {
+	// Rack::Attack's throttle_media runs before the app: every upload by
+	// an authenticated account counts, and past the limit the answer is a
+	// 429 with the throttle's own headers.
+	if a, ok := s.accountByToken(mastoName, bearer(r)); ok {
+		l := s.mastoLimits()
+		if n := s.mastoWindowCount(a.ID, "media", l.MediaPeriod, 1); n > l.Media {
+			mastoLimitHeaders(w, l.Media, 0, mastoWindowEnd(s.now(), l.MediaPeriod))
+			mastoErr(w, http.StatusTooManyRequests, "Too many requests")
+			return
+		}
+	}
 	a := s.mastoAPI(w, r)
 	if a == nil {
 		return
@@ -385,7 +552,7 @@ func (s *Server) mastoUpload(w http.ResponseWriter, r *http.Request) {
 		mastoErr(w, http.StatusUnprocessableEntity, "Error processing thumbnail for uploaded media")
 		return
 	}
-	m.Processing, m.Failed = isVideo, failed
+	m.Processing, m.Failed, m.Polls = isVideo, failed, s.mastoMediaPolls()
 	s.with(func(st map[string]any) { st["mastodon|media|"+m.ID] = m })
 	s.count(mastoName, "media_upload")
 	status := http.StatusOK
@@ -405,10 +572,12 @@ func (s *Server) mastoGetMedia(w http.ResponseWriter, r *http.Request) {
 	s.with(func(st map[string]any) {
 		m, _ = st["mastodon|media|"+r.PathValue("id")].(*mastoMedia)
 		if m != nil {
+			if m.Processing && !m.Failed && m.Polls <= 0 {
+				m.Processing = false // done before this read
+			}
 			snapshot = *m
 			if m.Processing && !m.Failed {
-				// One 206 answer, then processing is done.
-				m.Processing = false
+				m.Polls--
 			}
 		}
 	})
@@ -432,6 +601,11 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
+	// Every answer to an authenticated create carries the statuses
+	// family's headers (replays and rejections included); a created
+	// status updates them below.
+	lim := s.mastoLimits()
+	s.mastoStatusHeaders(w, lim, s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, 0))
 	p, err := mastoParams(r)
 	if err != nil {
 		mastoErr(w, http.StatusBadRequest, "Invalid request body")
@@ -467,7 +641,7 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	visibility := p.Get("visibility")
 	if visibility == "" {
-		visibility = "public"
+		visibility = mastoPrivacy(a) // the account's default, as Mastodon does
 	}
 	if !slices.Contains([]string{"public", "unlisted", "private", "direct"}, visibility) {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: Visibility is not included in the list")
@@ -500,33 +674,118 @@ func (s *Server) mastoPostStatus(w http.ResponseWriter, r *http.Request) {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: Media attachments cannot combine a video with other media")
 		return
 	}
+	// The statuses family counts a status once it is created; past the
+	// limit the creation is rolled back and answered 429. The answer
+	// carries the family's headers unless the request window has less
+	// left (Api::RateLimitHeaders#override_rate_limit_headers).
+	count := s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, 1)
+	refused := count > lim.Statuses
+	if refused {
+		count = s.mastoWindowCount(a.ID, "statuses", lim.StatusesPeriod, -1)
+	}
+	s.mastoStatusHeaders(w, lim, count)
+	if refused {
+		mastoErr(w, http.StatusTooManyRequests, "Too many requests")
+		return
+	}
 	seq, _ := strconv.Atoi(s.nextID())
 	id := strconv.FormatInt(s.now().UnixMilli()<<16+int64(seq%65536), 10)
+	language := p.Get("language")
+	if language == "" {
+		language = "en" // the account's posting language
+	}
+	if attachments == nil {
+		attachments = []map[string]any{}
+	}
 	js := map[string]any{
-		"id": id, "created_at": s.now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"id": id, "created_at": s.now().UTC().Format("2006-01-02T15:04:05.000Z"), "edited_at": nil,
 		"in_reply_to_id": nil, "in_reply_to_account_id": nil,
 		"sensitive": p.Get("sensitive") == "true", "spoiler_text": spoiler, "visibility": visibility,
-		"language": p.Get("language"), "uri": s.mastoBase() + "/users/" + a.Handle + "/statuses/" + id,
+		"language": language, "uri": s.mastoBase() + "/users/" + a.Handle + "/statuses/" + id,
 		"url": s.mastoBase() + "/@" + a.Handle + "/" + id, "replies_count": 0, "reblogs_count": 0,
-		"favourites_count": 0, "content": "<p>" + html.EscapeString(status) + "</p>",
-		"account": s.mastoAccountJSON(a), "media_attachments": attachments,
-		"mentions": []any{}, "tags": []any{}, "emojis": []any{}, "poll": nil, "card": nil,
+		"favourites_count": 0, "quotes_count": 0, "content": mastoContent(status),
+		"favourited": false, "reblogged": false, "muted": false, "bookmarked": false, "pinned": false,
+		"filtered": []any{}, "reblog": nil, "quote": nil,
+		"quote_approval":    map[string]any{"automatic": []string{"public"}, "manual": []any{}, "current_user": "automatic"},
+		"application":       map[string]any{"name": "POSSE", "website": nil},
+		"media_attachments": attachments,
+		"mentions":          []any{}, "tags": mastoTags(s.mastoBase(), status), "emojis": []any{}, "poll": nil, "card": nil,
 	}
-	if js["media_attachments"] == nil {
-		js["media_attachments"] = []any{}
-	}
+	s.record(Post{Platform: mastoName, ID: id, URL: js["url"].(string), AccountID: a.ID, Text: status,
+		Media: mediaURLs, Extra: map[string]string{"idempotency_key": key, "visibility": visibility, "spoiler_text": spoiler}})
+	js["account"] = s.mastoAccountJSON(a) // counting the new status
 	if key != "" {
 		s.with(func(st map[string]any) { st[idemKey] = &mastoIdem{Status: js, At: s.now()} })
 	}
 	s.with(func(st map[string]any) { st["mastodon|status|"+id] = js })
 	s.count(mastoName, "publish")
-	s.record(Post{Platform: mastoName, ID: id, URL: js["url"].(string), AccountID: a.ID, Text: status,
-		Media: mediaURLs, Extra: map[string]string{"idempotency_key": key, "visibility": visibility, "spoiler_text": spoiler}})
 	if s.takeFault(mastoName, FaultTimeoutAfterCreate) != nil {
 		dropConnection(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, js)
+}
+
+// mastoStatusHeaders sets the statuses family's headers for count statuses
+// created in the current window, unless the request window has less left
+// (Api::RateLimitHeaders#override_rate_limit_headers).
+func (s *Server) mastoStatusHeaders(w http.ResponseWriter, lim MastodonLimits, count int) {
+	if left := lim.Statuses - count; left <= mastoAPILimit-1 {
+		mastoLimitHeaders(w, lim.Statuses, left, mastoWindowEnd(s.now(), lim.StatusesPeriod))
+	}
+}
+
+// mastoContent renders plain status text as Mastodon does: paragraphs on
+// blank lines, <br /> for single line breaks, links as anchors.
+func mastoContent(text string) string {
+	var b strings.Builder
+	for _, para := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n\n") {
+		if strings.TrimSpace(para) == "" {
+			continue
+		}
+		b.WriteString("<p>")
+		for i, line := range strings.Split(para, "\n") {
+			if i > 0 {
+				b.WriteString("<br />")
+			}
+			b.WriteString(mastoLinkify(line))
+		}
+		b.WriteString("</p>")
+	}
+	return b.String()
+}
+
+// mastoLinkify escapes line and turns its URLs into anchors.
+func mastoLinkify(line string) string {
+	var b strings.Builder
+	rest := line
+	for _, loc := range urlPattern.FindAllStringIndex(line, -1) {
+		start, end := loc[0]-(len(line)-len(rest)), loc[1]-(len(line)-len(rest))
+		b.WriteString(html.EscapeString(rest[:start]))
+		u := html.EscapeString(rest[start:end])
+		b.WriteString(`<a href="` + u + `" target="_blank" rel="nofollow noopener">` + u + `</a>`)
+		rest = rest[end:]
+	}
+	b.WriteString(html.EscapeString(rest))
+	return b.String()
+}
+
+// mastoHashtag finds hashtags the way Mastodon's Tag::HASHTAG_RE roughly does.
+var mastoHashtag = regexp.MustCompile(`(?:^|[^\p{L}\p{N}_/])#([\p{L}\p{N}_]*[\p{L}_][\p{L}\p{N}_]*)`)
+
+// mastoTags is the Status' tags: each hashtag once, lowercased.
+func mastoTags(base, text string) []map[string]any {
+	out := []map[string]any{}
+	seen := map[string]bool{}
+	for _, m := range mastoHashtag.FindAllStringSubmatch(text, -1) {
+		name := strings.ToLower(m[1])
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, map[string]any{"name": name, "url": base + "/tags/" + name})
+	}
+	return out
 }
 
 func (s *Server) mastoGetStatus(w http.ResponseWriter, r *http.Request) {

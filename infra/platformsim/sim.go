@@ -13,10 +13,13 @@
 package platformsim
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -75,6 +78,9 @@ type Account struct {
 	RefreshToken string    `json:"refreshToken,omitempty"`
 	ExpiresAt    time.Time `json:"expiresAt,omitempty"`
 	Password     string    `json:"password,omitempty"` // Bluesky app password
+	// Privacy is a Mastodon account's default post visibility
+	// (source.privacy: public, unlisted, private or direct; default public).
+	Privacy string `json:"privacy,omitempty"`
 }
 
 // Options configure a Server.
@@ -320,6 +326,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONEncoded is writeJSON, gzip-encoded when the request accepts
+// gzip, as the platforms' front ends answer (Go's client asks for gzip and
+// decodes it without the caller knowing).
+func writeJSONEncoded(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		writeJSON(w, status, v)
+		return
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_ = json.NewEncoder(zw).Encode(v)
+	_ = zw.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Add("Vary", "Accept-Encoding")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// acceptsGzip reports whether an Accept-Encoding value accepts gzip (a
+// q=0 weight refuses it).
+func acceptsGzip(h string) bool {
+	for _, part := range strings.Split(h, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.TrimSpace(coding) != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 // bearer returns the bearer token of r, or "".

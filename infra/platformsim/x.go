@@ -391,7 +391,10 @@ func (s *Server) xCreatePost(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-user-limit-24hour-limit", "10000")
 	w.Header().Set("x-user-limit-24hour-remaining", "9999")
 	w.Header().Set("x-user-limit-24hour-reset", strconv.FormatInt(s.now().Add(24*time.Hour).Unix(), 10))
-	writeJSON(w, http.StatusCreated, map[string]any{"data": map[string]any{"id": id, "text": body, "edit_history_post_ids": []string{id}}})
+	// As recorded: the new post's API URL in Location, the edit history
+	// under its recorded name, gzip when the client accepts it.
+	w.Header().Set("Location", s.PublicURL()+"/x/2/tweets/"+id)
+	writeJSONEncoded(w, r, http.StatusCreated, map[string]any{"data": map[string]any{"id": id, "text": body, "edit_history_tweet_ids": []string{id}}})
 }
 
 // xMediaAttachable checks media ids against X's rules: up to four images,

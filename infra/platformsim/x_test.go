@@ -1,7 +1,10 @@
 package platformsim_test
 
 import (
+	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -189,5 +192,69 @@ func TestXPostRules(t *testing.T) {
 	}
 	if n := len(e.sim.Posts("x")); n != 1 {
 		t.Errorf("got %d recorded posts, want 1", n)
+	}
+}
+
+// TestXCreateAnswerAsRecorded checks the create answer against the recorded
+// real exchanges: 201 with Location, the data object with
+// edit_history_tweet_ids, gzip-encoded when the client accepts gzip and
+// plain when it does not.
+func TestXCreateAnswerAsRecorded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, acceptEncoding, wantEncoding string
+	}{
+		{"gzip accepted", "gzip, deflate", "gzip"},
+		{"gzip refused", "gzip;q=0, identity", ""},
+		{"no Accept-Encoding", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil)
+			e.sim.AddAccount(platformsim.Account{Platform: "x", ID: "42", Handle: "h", AccessToken: "tok"})
+			req, _ := http.NewRequest(http.MethodPost, e.sim.URL+"/x/2/tweets", strings.NewReader(`{"text":"hello"}`))
+			req.Header = bearerHeader("tok")
+			req.Header.Set("Content-Type", "application/json")
+			if tc.acceptEncoding != "" {
+				// Set by hand, so the transport hands the body over as sent.
+				req.Header.Set("Accept-Encoding", tc.acceptEncoding)
+			} else {
+				req.Header["Accept-Encoding"] = nil
+			}
+			resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+			if err != nil {
+				t.Fatalf("post: %v", err)
+			}
+			defer resp.Body.Close()
+			if got := resp.Header.Get("Content-Encoding"); got != tc.wantEncoding {
+				t.Fatalf("got Content-Encoding %q, want %q", got, tc.wantEncoding)
+			}
+			var body io.Reader = resp.Body
+			if tc.wantEncoding == "gzip" {
+				zr, err := gzip.NewReader(resp.Body)
+				if err != nil {
+					t.Fatalf("gzip body: %v", err)
+				}
+				body = zr
+			}
+			var out struct {
+				Data struct {
+					ID                  string   `json:"id"`
+					Text                string   `json:"text"`
+					EditHistoryTweetIDs []string `json:"edit_history_tweet_ids"`
+				} `json:"data"`
+			}
+			if err := json.NewDecoder(body).Decode(&out); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			id := out.Data.ID
+			if resp.StatusCode != http.StatusCreated || id == "" || out.Data.Text != "hello" ||
+				len(out.Data.EditHistoryTweetIDs) != 1 || out.Data.EditHistoryTweetIDs[0] != id {
+				t.Fatalf("got %d %+v, want 201 with the id, the text and edit_history_tweet_ids [id]", resp.StatusCode, out.Data)
+			}
+			if got, want := resp.Header.Get("Location"), e.sim.URL+"/x/2/tweets/"+id; got != want {
+				t.Errorf("got Location %q, want %q", got, want)
+			}
+		})
 	}
 }

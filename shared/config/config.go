@@ -43,6 +43,16 @@ type Config struct {
 	// platform adapter at one simulator: <base>/x, <base>/linkedin, ...
 	PlatformBaseURL string
 
+	// FederatedBaseURL, when set (POSSE_FEDERATED_BASE_URL), routes every
+	// federated host a user names to <base>/<platform>: today the Mastodon
+	// instance of a connection (<base>/mastodon), whatever instance URL was
+	// given. The stored connection keeps that URL; only where the calls go
+	// changes. The local stack sets it so that the README's examples
+	// (https://mastodon.social) reach its simulator; it is refused unless
+	// POSSE_ENV is local, so no deployed function can be pointed away from
+	// the instances its users named.
+	FederatedBaseURL string
+
 	// MediaPollInterval, when set (POSSE_MEDIA_POLL_INTERVAL), replaces the
 	// adapters' waits between media-processing status reads; the local stack
 	// shortens it for the simulator. Empty keeps each platform's default.
@@ -114,6 +124,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SchedulerDLQARN:  getenv("POSSE_SCHEDULER_DLQ_ARN"),
 		AdminKeySHA256:   strings.ToLower(strings.TrimSpace(getenv("POSSE_ADMIN_KEY_SHA256"))),
 		PlatformBaseURL:  strings.TrimRight(getenv("POSSE_PLATFORM_BASE_URL"), "/"),
+		FederatedBaseURL: strings.TrimRight(strings.TrimSpace(getenv("POSSE_FEDERATED_BASE_URL")), "/"),
 		MaxBodyBytes:     1 << 20,
 		HealthCacheTTL:   10 * time.Second,
 	}
@@ -143,6 +154,7 @@ func Load(getenv func(string) string) (Config, error) {
 		"POSSE_DISPATCH_DLQ_URL":   c.DispatchDLQURL,
 		"POSSE_WEBHOOK_QUEUE_URL":  c.WebhookQueueURL,
 		"POSSE_PLATFORM_BASE_URL":  c.PlatformBaseURL,
+		"POSSE_FEDERATED_BASE_URL": c.FederatedBaseURL,
 	} {
 		if v == "" {
 			continue
@@ -150,6 +162,9 @@ func Load(getenv func(string) string) (Config, error) {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("config: %s must be an http(s) URL, got %q", name, v))
 		}
+	}
+	if c.FederatedBaseURL != "" && c.Env != "local" {
+		errs = append(errs, fmt.Errorf("config: POSSE_FEDERATED_BASE_URL is only allowed when POSSE_ENV is local (it sends every Mastodon instance's calls to one host), got POSSE_ENV %q", c.Env))
 	}
 	if c.DispatchDLQARN != "" && !sqsARN.MatchString(c.DispatchDLQARN) {
 		errs = append(errs, fmt.Errorf("config: POSSE_DISPATCH_DLQ_ARN must be an SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>), got %q", c.DispatchDLQARN))

@@ -39,6 +39,12 @@ func TestLoad(t *testing.T) {
 		{"bad body cap", with("POSSE_MAX_BODY_BYTES", "12"), "POSSE_MAX_BODY_BYTES must be"},
 		{"bad ttl", with("POSSE_HEALTH_CACHE_TTL", "soon"), "POSSE_HEALTH_CACHE_TTL must be"},
 		{"bad media poll", with("POSSE_MEDIA_POLL_INTERVAL", "-1s"), "POSSE_MEDIA_POLL_INTERVAL must be"},
+		{"federated override locally", with("POSSE_FEDERATED_BASE_URL", "http://127.0.0.1:4700"), ""},
+		{"bad federated override", with("POSSE_FEDERATED_BASE_URL", "127.0.0.1:4700"), "POSSE_FEDERATED_BASE_URL must be an http(s) URL"},
+		{"federated override in dev", map[string]string{"POSSE_ENV": "dev", "POSSE_TABLE": "t", "POSSE_FEDERATED_BASE_URL": "http://127.0.0.1:4700"},
+			`POSSE_FEDERATED_BASE_URL is only allowed when POSSE_ENV is local`},
+		{"federated override in prod", map[string]string{"POSSE_ENV": "prod", "POSSE_TABLE": "t", "POSSE_FEDERATED_BASE_URL": "https://sim.example"},
+			`POSSE_FEDERATED_BASE_URL is only allowed when POSSE_ENV is local`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +79,12 @@ func TestLoadDefaultsAndValues(t *testing.T) {
 	}
 	if c.AdminKeySHA256 != strings.Repeat("ab", 32) {
 		t.Errorf("AdminKeySHA256: got %q, want it lowercased", c.AdminKeySHA256)
+	}
+	if c.FederatedBaseURL != "" {
+		t.Errorf("FederatedBaseURL: got %q, want it empty unless set", c.FederatedBaseURL)
+	}
+	if l, err := Load(env(map[string]string{"POSSE_ENV": "local", "POSSE_TABLE": "t", "POSSE_FEDERATED_BASE_URL": " http://127.0.0.1:4700/ "})); err != nil || l.FederatedBaseURL != "http://127.0.0.1:4700" {
+		t.Errorf("FederatedBaseURL: got %q %v, want http://127.0.0.1:4700 (trimmed)", l.FederatedBaseURL, err)
 	}
 	if c.PlatformBaseURL != "http://127.0.0.1:4700" {
 		t.Errorf("PlatformBaseURL: got %q, want the trailing slash trimmed", c.PlatformBaseURL)

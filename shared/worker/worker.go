@@ -124,7 +124,7 @@ func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, e
 		timeout = 20 * time.Second
 	}
 	w := &Worker{Config: cfg, Dispatch: dc, Log: log, Metrics: b.Metrics, AWS: awsCfg, DB: b.DB, HTTP: &http.Client{Timeout: timeout}}
-	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP})
+	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP})
 	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, w.Metrics, log); err != nil {
 		return nil, err
 	}

@@ -121,3 +121,24 @@ func (c Client) SeedSimAccount(a map[string]string) error {
 	}
 	return nil
 }
+
+// RaiseSimMastodonLimits lifts the simulated instance's per-account
+// statuses and media limits (300 per 3 h, 30 per 30 min) to n each, for a
+// benchmark that posts faster than a real account may.
+func (c Client) RaiseSimMastodonLimits(n int) error {
+	b, _ := json.Marshal(map[string]int{"statuses": n, "media": n})
+	req, err := http.NewRequest(http.MethodPut, c.SimURL+"/_sim/mastodon/limits", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("raise simulator Mastodon limits: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

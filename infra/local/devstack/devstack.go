@@ -20,7 +20,7 @@ import (
 )
 
 // readyLine matches one line of the ready block.
-var readyLine = regexp.MustCompile(`^\s+(API URL|Site id|Site API key|Admin key|Simulator|Moto endpoint|Logs|Init durations)\s+(.*)$`)
+var readyLine = regexp.MustCompile(`^\s+(API URL|Site id|Site API key|Admin key|Simulator|Moto endpoint|Logs|Init durations|Mastodon token|Bluesky handle|Bluesky password)\s+(.*)$`)
 
 // Build compiles the command from root (the repository) into dir and
 // returns the binary.

@@ -31,11 +31,11 @@ type Limits struct {
 // cannot be reached is an invalid error (code "mastodon.instance_unreachable")
 // naming it, since this is asked while connecting an account.
 func (a *Adapter) InstanceLimits(ctx context.Context, baseURL string) (Limits, error) {
-	base := strings.TrimRight(baseURL, "/")
+	instance := strings.TrimRight(baseURL, "/")
 	const what = "read instance configuration"
-	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/api/v2/instance", What: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.route(instance) + "/api/v2/instance", What: what})
 	if err != nil {
-		return Limits{}, unreachable(base, err)
+		return Limits{}, unreachable(instance, err)
 	}
 	if resp.Status != http.StatusOK {
 		return Limits{}, a.apiError(resp, what)
@@ -86,14 +86,14 @@ func (a *Adapter) InstanceLimits(ctx context.Context, baseURL string) (Limits, e
 // WhoAmI implements platform.Identifier with verify_credentials. The handle
 // is the full address, user@instance.
 func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.Identity, error) {
-	base, err := a.base(acct)
+	instance, err := a.instance(acct)
 	if err != nil {
 		return platform.Identity{}, err
 	}
 	const what = "verify credentials"
-	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: base + "/api/v1/accounts/verify_credentials", Token: acct.AccessToken, What: what})
+	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodGet, URL: a.route(instance) + "/api/v1/accounts/verify_credentials", Token: acct.AccessToken, What: what})
 	if err != nil {
-		return platform.Identity{}, unreachable(base, err)
+		return platform.Identity{}, unreachable(instance, err)
 	}
 	if resp.Status != http.StatusOK {
 		return platform.Identity{}, a.apiError(resp, what)
@@ -115,7 +115,8 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 		handle = me.Username
 	}
 	if !strings.Contains(handle, "@") {
-		if u, err := url.Parse(base); err == nil && u.Host != "" {
+		// The account's own instance, even when calls are routed elsewhere.
+		if u, err := url.Parse(instance); err == nil && u.Host != "" {
 			handle += "@" + u.Host
 		}
 	}

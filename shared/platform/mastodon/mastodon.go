@@ -5,7 +5,9 @@
 // one-hour window returns the original status instead of posting twice.
 //
 // Every instance has its own base URL (Account.BaseURL) and its own limits;
-// InstanceLimits reads them from /api/v2/instance.
+// InstanceLimits reads them from /api/v2/instance. Config.InstanceOverride
+// sends every instance's calls to one host instead (the local stack's
+// simulator), while accounts keep the instance URL their user gave.
 package mastodon
 
 import (
@@ -44,6 +46,12 @@ type Config struct {
 	// BaseURL is the instance used when Account.BaseURL is empty; usually
 	// empty, since every account names its own instance.
 	BaseURL string
+	// InstanceOverride, when set, is where every instance's API calls go,
+	// whatever instance the account names: the local stack sets it to its
+	// simulator so that an account on any instance (https://mastodon.social)
+	// works without the internet. Handles still name the account's own
+	// instance. Never set outside the local environment.
+	InstanceOverride string
 	// MaxCharacters is the status limit used by Validate (default 500).
 	MaxCharacters int
 	// MaxMediaAttachments is the attachment limit (default 4).
@@ -78,6 +86,7 @@ func (c Config) withDefaults() Config {
 	platform.DefaultPositive(&c.IdempotencyMargin, 5*time.Minute)
 	platform.DefaultPositive(&c.DefaultRetryAfter, 5*time.Minute)
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	c.InstanceOverride = strings.TrimRight(c.InstanceOverride, "/")
 	return c
 }
 
@@ -166,8 +175,8 @@ func (a *Adapter) Validate(p platform.Post) []apperr.Problem {
 	return probs
 }
 
-// base is the instance URL for acct.
-func (a *Adapter) base(acct platform.Account) (string, error) {
+// instance is the instance URL acct names (or the configured default).
+func (a *Adapter) instance(acct platform.Account) (string, error) {
 	b := strings.TrimRight(acct.BaseURL, "/")
 	if b == "" {
 		b = a.cfg.BaseURL
@@ -176,6 +185,24 @@ func (a *Adapter) base(acct platform.Account) (string, error) {
 		return "", errs.New(apperr.KindPermanent, "mastodon.no_instance", "the account names no Mastodon instance")
 	}
 	return b, nil
+}
+
+// base is the URL acct's API calls go to: its instance, unless every
+// instance is routed elsewhere (Config.InstanceOverride).
+func (a *Adapter) base(acct platform.Account) (string, error) {
+	b, err := a.instance(acct)
+	if err != nil {
+		return "", err
+	}
+	return a.route(b), nil
+}
+
+// route maps an instance URL to the base URL its API calls go to.
+func (a *Adapter) route(instance string) string {
+	if a.cfg.InstanceOverride != "" {
+		return a.cfg.InstanceOverride
+	}
+	return strings.TrimRight(instance, "/")
 }
 
 // status is the part of a Status entity the adapter reads.

@@ -2,8 +2,13 @@ package mastodon_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,5 +351,190 @@ func TestDroppedAnswerIsReplayedByTransport(t *testing.T) {
 		t.Errorf("got %v, want success (replayed) or ambiguous", err)
 	case len(posts) != 1:
 		t.Errorf("recorded posts: got %d, want 1", len(posts))
+	}
+}
+
+// TestRateLimitWindows publishes into the instance's exhausted windows:
+// the statuses family (300 per 3 h) and the media throttle (30 per
+// 30 min) are fixed windows, so the delivery waits until the window's end
+// the instance reports, not the adapter's 5-minute default.
+func TestRateLimitWindows(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limits platformsim.MastodonLimits
+		post   func(e *env, n int) platform.Post
+		want   time.Duration
+	}{
+		{"statuses family", platformsim.MastodonLimits{Statuses: 1},
+			func(_ *env, n int) platform.Post {
+				return platform.Post{DeliveryID: fmt.Sprintf("dlv-%d", n), Text: fmt.Sprintf("status %d", n)}
+			},
+			time.Hour + 39*time.Minute + 30*time.Second}, // 10:20:30.25 → 12:00:00.25
+		{"media throttle", platformsim.MastodonLimits{Media: 1},
+			func(e *env, n int) platform.Post {
+				return platform.Post{DeliveryID: fmt.Sprintf("dlv-%d", n), Text: "pic", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
+			},
+			9*time.Minute + 30*time.Second}, // 10:20:30.25 → 10:30:00.25
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.clock.Advance(20*time.Minute + 30*time.Second + 250*time.Millisecond)
+			e.sim.SetMastodonLimits(tt.limits)
+			if _, err := e.ad.Publish(context.Background(), e.acct, tt.post(e, 1), &platformsim.MemJournal{}); err != nil {
+				t.Fatalf("first Publish: %v", err)
+			}
+			_, err := e.ad.Publish(context.Background(), e.acct, tt.post(e, 2), &platformsim.MemJournal{})
+			ae := simtest.WantErr(t, err, apperr.KindRateLimited, "mastodon.rate_limited")
+			if ae.RetryAfter != tt.want || ae.HTTPStatus != http.StatusTooManyRequests {
+				t.Errorf("got retry after %v (HTTP %d), want %v until the window's end (429)", ae.RetryAfter, ae.HTTPStatus, tt.want)
+			}
+			if n := len(e.sim.Posts("mastodon")); n != 1 {
+				t.Errorf("got %d statuses, want 1", n)
+			}
+		})
+	}
+}
+
+// countingTransport counts requests whose path contains part.
+type countingTransport struct {
+	next http.RoundTripper
+	part string
+	n    atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, c.part) && r.Method == http.MethodGet {
+		c.n.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// TestFirstMediaPollReady publishes a video whose upload answers 202 and
+// whose first status read already answers 200, as real instances do for
+// quick uploads: one poll, then the status.
+func TestFirstMediaPollReady(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.sim.SetMastodonMediaPolls(0)
+	ct := &countingTransport{next: e.sim.Client().Transport, part: "/api/v1/media/"}
+	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, &http.Client{Transport: ct}, e.clock)
+	p := platform.Post{DeliveryID: "dlv-video", Text: "A film", Media: []platform.Media{e.media("v.mp4", platform.Video)}}
+	if _, err := ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if got := ct.n.Load(); got != 1 {
+		t.Errorf("got %d media polls, want 1 (the first answered 200)", got)
+	}
+	if posts := e.sim.Posts("mastodon"); len(posts) != 1 || len(posts[0].Media) != 1 {
+		t.Errorf("got posts %+v, want one status with the video", posts)
+	}
+}
+
+// TestVisibilityDefaultsToAccount checks the adapter sends no visibility
+// unless the target asks for one, so the status takes the account's own
+// default (verify_credentials' source.privacy) as on the instance.
+func TestVisibilityDefaultsToAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.sim.AddAccount(platformsim.Account{Platform: "mastodon", ID: "110", Handle: "quiet", AccessToken: "tok-quiet", Privacy: "private"})
+	acct := platform.Account{ID: "110", Handle: "quiet", AccessToken: "tok-quiet", BaseURL: e.acct.BaseURL}
+	for _, tt := range []struct {
+		name string
+		opts map[string]string
+		want string
+	}{
+		{"no option", nil, "private"},
+		{"explicit", map[string]string{"visibility": "public"}, "public"},
+	} {
+		p := platform.Post{DeliveryID: "dlv-vis-" + tt.name, Text: "vis " + tt.name, Options: tt.opts}
+		res, err := e.ad.Publish(context.Background(), acct, p, &platformsim.MemJournal{})
+		if err != nil {
+			t.Fatalf("%s: Publish: %v", tt.name, err)
+		}
+		for _, got := range e.sim.Posts("mastodon") {
+			if got.ID == res.ID && got.Extra["visibility"] != tt.want {
+				t.Errorf("%s: got visibility %q, want %q", tt.name, got.Extra["visibility"], tt.want)
+			}
+		}
+	}
+}
+
+// onlyHost refuses, and records, any request to a host other than host,
+// so a test proves which calls left for the instance an account names.
+type onlyHost struct {
+	host    string
+	next    http.RoundTripper
+	mu      sync.Mutex
+	refused []string
+}
+
+func (o *onlyHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != o.host {
+		o.mu.Lock()
+		o.refused = append(o.refused, r.URL.Host)
+		o.mu.Unlock()
+		return nil, fmt.Errorf("request to %s refused by the test", r.URL.Host)
+	}
+	return o.next.RoundTrip(r)
+}
+
+func (o *onlyHost) refusedHosts() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.refused)
+}
+
+// TestInstanceOverride routes an account on https://mastodon.social to the
+// simulator, as the local stack does: every call (identify, limits,
+// publish, reconcile, metrics) goes to the override, and the handle still
+// names the account's own instance.
+func TestInstanceOverride(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, _ := url.Parse(e.sim.URL)
+	guard := &onlyHost{host: sim.Host, next: e.sim.Client().Transport}
+	ad := mastodon.New(mastodon.Config{InstanceOverride: e.sim.URL + "/mastodon/", MediaPollInterval: time.Millisecond}, &http.Client{Transport: guard}, e.clock)
+	acct := e.acct
+	acct.BaseURL = "https://mastodon.social"
+	ctx := context.Background()
+
+	id, err := ad.WhoAmI(ctx, acct)
+	if err != nil || id.ID != "109" || id.Handle != "alice@mastodon.social" {
+		t.Fatalf("WhoAmI: got %+v %v, want id 109 handle alice@mastodon.social", id, err)
+	}
+	if l, err := ad.InstanceLimits(ctx, acct.BaseURL); err != nil || l.MaxCharacters != 500 {
+		t.Fatalf("InstanceLimits: got %+v %v, want the simulator's 500", l, err)
+	}
+	j := &platformsim.MemJournal{}
+	p := platform.Post{DeliveryID: "dlv-routed", Text: "from any instance", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
+	res, err := ad.Publish(ctx, acct, p, j)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	p.Journal = j.Entries()
+	again, found, err := ad.Reconcile(ctx, acct, p)
+	if err != nil || !found || again.ID != res.ID {
+		t.Fatalf("Reconcile: got %+v %v %v, want the same status %s", again, found, err, res.ID)
+	}
+	if _, err := ad.ReadMetrics(ctx, acct, []string{res.ID}); err != nil {
+		t.Fatalf("ReadMetrics: %v", err)
+	}
+	if posts := e.sim.Posts("mastodon"); len(posts) != 1 || posts[0].ID != res.ID {
+		t.Fatalf("got posts %+v, want the one status %s", posts, res.ID)
+	}
+	if got := guard.refusedHosts(); len(got) != 0 {
+		t.Fatalf("got requests to %v, want every call routed to the simulator", got)
+	}
+
+	// Without the override the account's own instance is called.
+	plain := mastodon.New(mastodon.Config{}, &http.Client{Transport: guard}, e.clock)
+	if _, err := plain.WhoAmI(ctx, acct); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Fatalf("no override: got %v, want mastodon.social unreachable (invalid)", err)
+	}
+	if got := guard.refusedHosts(); !slices.Equal(got, []string{"mastodon.social"}) {
+		t.Fatalf("no override: got requests to %v, want one to mastodon.social", got)
 	}
 }

@@ -4,6 +4,9 @@
 //
 // With a simulator base URL (POSSE_PLATFORM_BASE_URL) every adapter points
 // at <base>/<platform>; without one each adapter keeps its real default.
+// With a federated base URL (POSSE_FEDERATED_BASE_URL, local only) the
+// hosts users name themselves, Mastodon instances, go to
+// <federated>/mastodon too.
 package registry
 
 import (
@@ -26,6 +29,12 @@ type Config struct {
 	// BaseURL is the simulator's base URL; empty means the platforms' real
 	// hosts.
 	BaseURL string
+	// FederatedBaseURL, when set, routes every Mastodon instance an account
+	// names to <FederatedBaseURL>/mastodon (config.FederatedBaseURL; the
+	// local stack only). Bluesky needs no such route: accounts log in
+	// through the configured entryway (BaseURL) and use the PDS its DID
+	// document names.
+	FederatedBaseURL string
 	// HTTPClient is shared by every adapter. Required: its timeout is the
 	// caller's decision (below the refresh lease, below the dispatch
 	// function's timeout).
@@ -57,6 +66,10 @@ type Registry struct {
 // New builds every adapter. It does no I/O.
 func New(cfg Config) *Registry {
 	r := &Registry{base: cfg.BaseURL}
+	instances := ""
+	if cfg.FederatedBaseURL != "" {
+		instances = cfg.FederatedBaseURL + "/" + string(platform.Mastodon)
+	}
 	hc, clock, poll := cfg.HTTPClient, cfg.Clock, cfg.MediaPollInterval
 	r.bluesky = bluesky.New(bluesky.Config{BaseURL: r.Base(platform.Bluesky), VideoPollInterval: poll}, hc, clock)
 	r.adapters = map[platform.Name]adapter{
@@ -68,7 +81,7 @@ func New(cfg Config) *Registry {
 		platform.TikTok:    tiktok.New(tiktok.Config{BaseURL: r.Base(platform.TikTok), PollInterval: poll}, hc, clock),
 		platform.Bluesky:   r.bluesky,
 		// Every Mastodon account names its own instance.
-		platform.Mastodon: mastodon.New(mastodon.Config{MediaPollInterval: poll}, hc, clock),
+		platform.Mastodon: mastodon.New(mastodon.Config{InstanceOverride: instances, MediaPollInterval: poll}, hc, clock),
 	}
 	return r
 }

@@ -1,9 +1,15 @@
 package registry_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/posse-dev/posse/infra/platformsim"
+	"github.com/posse-dev/posse/infra/platformsim/simtest"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 )
@@ -36,5 +42,54 @@ func TestBase(t *testing.T) {
 	}
 	if got := registry.New(registry.Config{BaseURL: "http://127.0.0.1:4599"}).Base(platform.TikTok); got != "http://127.0.0.1:4599/tiktok" {
 		t.Errorf("with a base URL: got %q", got)
+	}
+}
+
+// hostRecorder records the host of every request and refuses those not
+// to allowed.
+type hostRecorder struct {
+	allowed string
+	next    http.RoundTripper
+	mu      sync.Mutex
+	hosts   []string
+}
+
+func (h *hostRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.hosts = append(h.hosts, r.URL.Host)
+	h.mu.Unlock()
+	if r.URL.Host != h.allowed {
+		return nil, errors.New("refused by the test")
+	}
+	return h.next.RoundTrip(r)
+}
+
+// TestFederatedBaseURL checks that with a federated base URL a Mastodon
+// account on any instance is identified through the simulator, and that
+// without one the instance the account names is the one called.
+func TestFederatedBaseURL(t *testing.T) {
+	t.Parallel()
+	sim := simtest.Start(t, simtest.Options{
+		Accounts: []platformsim.Account{{Platform: "mastodon", ID: "109", Handle: "alice", AccessToken: "tok-alice"}}})
+	simHost := strings.TrimPrefix(sim.URL, "http://")
+	acct := platform.Account{AccessToken: "tok-alice", BaseURL: "https://mastodon.social"}
+	for _, tc := range []struct {
+		name      string
+		federated string
+		wantHost  string
+		wantErr   bool
+	}{
+		{"routed", sim.URL, simHost, false},
+		{"not routed", "", "mastodon.social", true},
+	} {
+		rec := &hostRecorder{allowed: simHost, next: sim.Client().Transport}
+		r := registry.New(registry.Config{BaseURL: sim.URL, FederatedBaseURL: tc.federated, HTTPClient: &http.Client{Transport: rec}})
+		id, err := r.Identifiers()[platform.Mastodon].WhoAmI(context.Background(), acct)
+		if (err != nil) != tc.wantErr || len(rec.hosts) != 1 || rec.hosts[0] != tc.wantHost {
+			t.Errorf("%s: got %+v %v calling %v, want one call to %s (error: %v)", tc.name, id, err, rec.hosts, tc.wantHost, tc.wantErr)
+		}
+		if !tc.wantErr && (id.ID != "109" || id.Handle != "alice@mastodon.social") {
+			t.Errorf("%s: got %+v, want alice@mastodon.social (109)", tc.name, id)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package x_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,5 +270,51 @@ func TestUnexpectedAnswers(t *testing.T) {
 			_, err = ad.WhoAmI(context.Background(), acct)
 			simtest.WantErr(t, err, tc.whoamiKind, "")
 		})
+	}
+}
+
+// gzipSeen records whether the answer to POST /2/tweets came gzip-encoded
+// and was decoded by the transport.
+type gzipSeen struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen bool
+}
+
+func (g *gzipSeen) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := g.next.RoundTrip(r)
+	if err == nil && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/2/tweets") {
+		g.mu.Lock()
+		g.seen = resp.Uncompressed
+		g.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestPublishGzipAnswer publishes against the simulator answering the
+// create call gzip-encoded with Location and edit_history_tweet_ids, as the
+// recorded exchanges do: Go's client asks for gzip and decodes it, and the
+// adapter reads the id from the decoded body.
+func TestPublishGzipAnswer(t *testing.T) {
+	t.Parallel()
+	clock := platformsim.NewManualClock(start)
+	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
+		Accounts: []platformsim.Account{{Platform: "x", ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}})
+	rt := &gzipSeen{next: sim.Client().Transport}
+	ad := x.New(x.Config{BaseURL: sim.URL + "/x"}, &http.Client{Transport: rt}, clock)
+	res, err := ad.Publish(context.Background(), platform.Account{ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"},
+		platform.Post{Text: "compressed"}, &platformsim.MemJournal{})
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	rt.mu.Lock()
+	seen := rt.seen
+	rt.mu.Unlock()
+	if !seen {
+		t.Fatalf("got a plain answer to POST /2/tweets, want the simulator to gzip it as X does")
+	}
+	posts := sim.Posts("x")
+	if len(posts) != 1 || res.ID != posts[0].ID || res.URL != "https://x.com/posse_sim/status/"+posts[0].ID {
+		t.Fatalf("got result %+v with posts %+v, want the one recorded post's id and URL", res, posts)
 	}
 }

@@ -200,48 +200,7 @@ func TestSiteIsolationMatrix(t *testing.T) {
 	admin.must(201, "POST", "/sites/"+siteB.ID+"/keys", map[string]string{"name": "isolation"}, &keyB)
 	b := apiClient{t: t, api: api, key: keyB.Key, simURL: simURL}
 
-	// Site A's resources, one of each kind a path parameter names.
-	ids := map[string]string{"site": l.info["Site id"]}
-	var keys struct{ Items []struct{ ID string } }
-	admin.must(200, "GET", "/sites/"+ids["site"]+"/keys", nil, &keys)
-	if len(keys.Items) == 0 {
-		t.Fatal("site A has no key to list")
-	}
-	ids["key"] = keys.Items[0].ID
-	tok := randomSecret(t)
-	a.seedSimAccount(map[string]string{"platform": "mastodon", "accountId": "4242", "handle": "isolation", "accessToken": tok})
-	var created struct{ ID string }
-	a.must(201, "POST", "/connections", map[string]string{"platform": "mastodon", "instanceUrl": simURL + "/mastodon", "accessToken": tok}, &created)
-	ids["connection"] = created.ID
-	var targets []string
-	for _, name := range []string{"isolation", "isolation two"} {
-		a.must(201, "POST", "/targets", map[string]any{"connectionId": ids["connection"], "name": name}, &created)
-		targets = append(targets, created.ID)
-	}
-	ids["target"] = targets[0]
-	// A post with two variants, so that its variant comparison exists too.
-	ids["post"] = "isolation-post"
-	var dispatched struct{ Deliveries []struct{ ID string } }
-	a.must(202, "POST", "/dispatch", map[string]any{
-		"post":      map[string]any{"postId": ids["post"], "revision": "1", "title": "Isolation", "url": "https://blog.example/isolation", "body": "Body."},
-		"targetIds": targets,
-		"variants":  []map[string]string{{"customMessage": "Variant one"}, {"customMessage": "Variant two"}},
-	}, &dispatched)
-	if len(dispatched.Deliveries) != 2 {
-		t.Fatalf("dispatch: got %d deliveries, want 2", len(dispatched.Deliveries))
-	}
-	ids["delivery"] = dispatched.Deliveries[0].ID
-	a.must(201, "POST", "/schedules", map[string]any{
-		"post":         map[string]any{"postId": "isolation-later", "revision": "1", "title": "Later", "url": "https://blog.example/later"},
-		"targetIds":    []string{ids["target"]},
-		"scheduledFor": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339),
-	}, &created)
-	ids["schedule"] = created.ID
-	a.must(201, "POST", "/webhooks", map[string]any{"url": simURL + "/_sim/webhooks/isolation", "eventTypes": []string{"delivery.sent"}}, &created)
-	ids["webhook"] = created.ID
-	var ping struct{ EventID string }
-	a.must(202, "POST", "/webhooks/"+ids["webhook"]+"/test", nil, &ping)
-	ids["event"] = ping.EventID
+	ids := seedSiteResources(t, a, admin, l.info["Site id"], simURL)
 
 	raw := getOpenAPI(t, api)
 	ops := isolationOps(t, raw)
@@ -308,6 +267,59 @@ func TestSiteIsolationMatrix(t *testing.T) {
 		t.Fatalf("matrix covered %d operations with an id and %d admin-only operations; want some of each", withID, adminOnly)
 	}
 	t.Logf("isolation matrix: %d site operations with an id answered 404 to another site, %d admin-only operations refused site keys (of %d operations)", withID, adminOnly, len(ops))
+}
+
+// seedSiteResources creates one resource of each kind a path parameter
+// names under the site of c (site id siteID) and returns their ids by
+// isolationFixture.idOf: a Mastodon connection, two targets, a post with
+// two variants dispatched to them (its first delivery), a schedule two
+// days ahead, a webhook and the event of its test ping; and the site's
+// first key.
+func seedSiteResources(t *testing.T, a, admin apiClient, siteID, simURL string) map[string]string {
+	t.Helper()
+	ids := map[string]string{"site": siteID}
+	var keys struct{ Items []struct{ ID string } }
+	admin.must(200, "GET", "/sites/"+ids["site"]+"/keys", nil, &keys)
+	if len(keys.Items) == 0 {
+		t.Fatalf("site %s has no key to list", siteID)
+	}
+	ids["key"] = keys.Items[0].ID
+	tok := randomSecret(t)
+	a.seedSimAccount(map[string]string{"platform": "mastodon", "accountId": "4242", "handle": "isolation", "accessToken": tok})
+	var created struct{ ID string }
+	a.must(201, "POST", "/connections", map[string]string{"platform": "mastodon", "instanceUrl": simURL + "/mastodon", "accessToken": tok}, &created)
+	ids["connection"] = created.ID
+	var targets []string
+	for _, name := range []string{"isolation", "isolation two"} {
+		a.must(201, "POST", "/targets", map[string]any{"connectionId": ids["connection"], "name": name}, &created)
+		targets = append(targets, created.ID)
+	}
+	ids["target"] = targets[0]
+	// A post with two variants, so that its variant comparison exists too.
+	ids["post"] = "isolation-post"
+	var dispatched struct{ Deliveries []struct{ ID string } }
+	a.must(202, "POST", "/dispatch", map[string]any{
+		"post":      map[string]any{"postId": ids["post"], "revision": "1", "title": "Isolation", "url": "https://blog.example/isolation", "body": "Body."},
+		"targetIds": targets,
+		"variants":  []map[string]string{{"customMessage": "Variant one"}, {"customMessage": "Variant two"}},
+	}, &dispatched)
+	if len(dispatched.Deliveries) != 2 {
+		t.Fatalf("dispatch: got %d deliveries, want 2", len(dispatched.Deliveries))
+	}
+	ids["delivery"] = dispatched.Deliveries[0].ID
+	a.must(201, "POST", "/schedules", map[string]any{
+		"post":         map[string]any{"postId": "isolation-later", "revision": "1", "title": "Later", "url": "https://blog.example/later"},
+		"targetIds":    []string{ids["target"]},
+		"scheduledFor": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339),
+	}, &created)
+	ids["schedule"] = created.ID
+	a.must(201, "POST", "/webhooks", map[string]any{"url": simURL + "/_sim/webhooks/isolation", "eventTypes": []string{"delivery.sent"}}, &created)
+	ids["webhook"] = created.ID
+	var ping struct{ EventID string }
+	a.must(202, "POST", "/webhooks/"+ids["webhook"]+"/test", nil, &ping)
+	ids["event"] = ping.EventID
+
+	return ids
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)

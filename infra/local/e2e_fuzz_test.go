@@ -79,6 +79,12 @@ func TestAPIFuzz(t *testing.T) {
 	a := apiClient{t: t, api: api, key: l.info["Site API key"], simURL: simURL}
 	admin := apiClient{t: t, api: api, key: l.info["Admin key"], simURL: simURL}
 	ids := seedSiteResources(t, a, admin, l.info["Site id"], simURL)
+	// The admin operations work on a site of their own: revoking its keys
+	// (GET .../keys links to DELETE .../keys/{keyId}) leaves the key the
+	// site operations use alone.
+	var adminSite struct{ ID string }
+	admin.must(201, "POST", "/sites", map[string]string{"name": "Fuzzed by admin", "timezone": "UTC", "returnUrl": api + "/health"}, &adminSite)
+	admin.must(201, "POST", "/sites/"+adminSite.ID+"/keys", map[string]string{"name": "to revoke"}, nil)
 
 	// The base URL is loopback: schemathesis talks to nothing else (URLs it
 	// puts in bodies are refused by the outbound policy or never fetched).
@@ -94,7 +100,7 @@ func TestAPIFuzz(t *testing.T) {
 	cmd.Dir = reports // schemathesis keeps its state (.hypothesis) in the working folder
 	cmd.Env = append(os.Environ(),
 		"POSSE_FUZZ_SITE_KEY="+l.info["Site API key"], "POSSE_FUZZ_ADMIN_KEY="+l.info["Admin key"],
-		"POSSE_FUZZ_SITE_ID="+ids["site"], "POSSE_FUZZ_CONNECTION_ID="+ids["connection"],
+		"POSSE_FUZZ_SITE_ID="+adminSite.ID, "POSSE_FUZZ_CONNECTION_ID="+ids["connection"],
 		"POSSE_FUZZ_TARGET_ID="+ids["target"], "POSSE_FUZZ_DELIVERY_ID="+ids["delivery"],
 		"POSSE_FUZZ_SCHEDULE_ID="+ids["schedule"], "POSSE_FUZZ_WEBHOOK_ID="+ids["webhook"],
 		"POSSE_FUZZ_EVENT_ID="+ids["event"], "POSSE_FUZZ_POST_ID="+ids["post"],
@@ -116,6 +122,11 @@ func TestAPIFuzz(t *testing.T) {
 	}
 	if tested == "" || tested == "0" {
 		t.Fatalf("schemathesis tested no operation:\n%s", tail(text, 100))
+	}
+	// The site key still works: the run tested the site operations with it
+	// to the end.
+	if code, body := a.call("GET", "/site", nil); code != 200 {
+		t.Errorf("GET /v1/site with the key schemathesis used: got %d %s, want 200", code, body)
 	}
 }
 

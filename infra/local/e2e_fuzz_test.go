@@ -95,8 +95,16 @@ func TestAPIFuzz(t *testing.T) {
 	reports := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), fuzzTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, st, "--config-file", config, "run", origin+"/v1/openapi.json",
-		"--url", origin, "--no-color", "--report", "junit", "--report-dir", reports)
+	args := []string{"--config-file", config, "run", origin + "/v1/openapi.json",
+		"--url", origin, "--no-color", "--report", "junit", "--report-dir", reports}
+	// Exploring beyond the fixed run: another seed, more examples.
+	if v := os.Getenv("POSSE_FUZZ_SEED"); v != "" {
+		args = append(args, "--seed", v)
+	}
+	if v := os.Getenv("POSSE_FUZZ_MAX_EXAMPLES"); v != "" {
+		args = append(args, "--max-examples", v)
+	}
+	cmd := exec.CommandContext(ctx, st, args...)
 	cmd.Dir = reports // schemathesis keeps its state (.hypothesis) in the working folder
 	cmd.Env = append(os.Environ(),
 		"POSSE_FUZZ_SITE_KEY="+l.info["Site API key"], "POSSE_FUZZ_ADMIN_KEY="+l.info["Admin key"],

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,10 +66,11 @@ func TestAPIFuzz(t *testing.T) {
 		}
 		t.Skipf("API fuzzing skipped: %v", err)
 	}
-	config, err := filepath.Abs(filepath.Join("testdata", "fuzz", "schemathesis.toml"))
+	dir, err := filepath.Abs(filepath.Join("testdata", "fuzz"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	config, hooks := filepath.Join(dir, "schemathesis.toml"), filepath.Join(dir, "hooks.py")
 	bin := command(t)
 	lambdaenvtest.RIE(t)
 	gw, mt, sim := freePort(t), freePort(t), freePort(t)
@@ -86,8 +88,9 @@ func TestAPIFuzz(t *testing.T) {
 	admin.must(201, "POST", "/sites", map[string]string{"name": "Fuzzed by admin", "timezone": "UTC", "returnUrl": api + "/health"}, &adminSite)
 	admin.must(201, "POST", "/sites/"+adminSite.ID+"/keys", map[string]string{"name": "to revoke"}, nil)
 
-	// The base URL is loopback: schemathesis talks to nothing else (URLs it
-	// puts in bodies are refused by the outbound policy or never fetched).
+	// The base URL is loopback, and testdata/fuzz/hooks.py moves every other
+	// host schemathesis puts in a body to 127.0.0.1:9: the run calls nothing
+	// off this machine, directly or through the functions.
 	origin := strings.TrimSuffix(api, "/v1")
 	if !strings.HasPrefix(origin, "http://127.0.0.1:") {
 		t.Fatalf("API URL %q is not on 127.0.0.1", api)
@@ -112,7 +115,7 @@ func TestAPIFuzz(t *testing.T) {
 		"POSSE_FUZZ_TARGET_ID="+ids["target"], "POSSE_FUZZ_DELIVERY_ID="+ids["delivery"],
 		"POSSE_FUZZ_SCHEDULE_ID="+ids["schedule"], "POSSE_FUZZ_WEBHOOK_ID="+ids["webhook"],
 		"POSSE_FUZZ_EVENT_ID="+ids["event"], "POSSE_FUZZ_POST_ID="+ids["post"],
-		"NO_COLOR=1", "SCHEMATHESIS_TELEMETRY=false", "HOME="+reports)
+		"POSSE_FUZZ_HOOKS="+hooks, "NO_COLOR=1", "SCHEMATHESIS_TELEMETRY=false", "HOME="+reports)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
@@ -136,6 +139,15 @@ func TestAPIFuzz(t *testing.T) {
 	if code, body := a.call("GET", "/site", nil); code != 200 {
 		t.Errorf("GET /v1/site with the key schemathesis used: got %d %s, want 200", code, body)
 	}
+	// hooks.py worked: every webhook endpoint the run left is on loopback.
+	var hooksLeft struct{ Items []struct{ URL string } }
+	a.must(200, "GET", "/webhooks?limit=100", nil, &hooksLeft)
+	for _, h := range hooksLeft.Items {
+		if u, err := url.Parse(h.URL); err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1") {
+			t.Errorf("webhook endpoint %q left by the run is not on loopback", h.URL)
+		}
+	}
+	t.Logf("%d webhook endpoints left by the run, all on loopback", len(hooksLeft.Items))
 }
 
 var (

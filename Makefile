@@ -104,11 +104,15 @@ race: venv ## The packages with concurrency of their own under the race detector
 	POSSE_INTEGRATION=1 go test -race -count=1 $(RACE_PKGS)
 
 .PHONY: test
-test: venv rie lint staticcheck vuln ## Everything: lint, staticcheck, govulncheck, unit + integration tests (moto, RIE, simulator), race, a short fuzz run, sam build (arm64)
+test: venv rie lint staticcheck vuln ## Everything: lint, staticcheck, govulncheck, unit + integration tests (moto, RIE, simulator, API fuzzing, isolation matrix), race, a short fuzz run, sam build (arm64)
 	POSSE_INTEGRATION=1 POSSE_RIE=$(abspath $(RIE)) go test -count=1 -timeout 12m ./...
 	$(MAKE) --no-print-directory race
 	go test -run '^$$' -fuzz '^FuzzFit$$' -fuzztime $(FUZZTIME) ./shared/text
 	$(MAKE) --no-print-directory sam-build
+
+.PHONY: fuzz-api
+fuzz-api: venv rie ## schemathesis against the local stack's OpenAPI document (bounded, fixed seed) and the site isolation matrix; part of `make test`
+	POSSE_INTEGRATION=1 POSSE_RIE=$(abspath $(RIE)) go test -count=1 -timeout 10m -run '^(TestAPIFuzz|TestSiteIsolationMatrix|TestIsolationFixturesCoverDocument)$$' -v ./infra/local
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (integration tests skip without moto)

@@ -3,7 +3,9 @@ package connection
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,7 +52,11 @@ func validState(s string) bool {
 }
 
 // putState stores a new state; a (practically impossible) existing one is
-// never overwritten.
+// never overwritten. When the SDK retries a put whose first attempt was
+// stored but whose answer was lost (a timeout, a reset connection, a body
+// that fails its CRC32 check), the retry's condition fails on our own item:
+// the item DynamoDB returns with the failure is then exactly ours, and the
+// state is stored.
 func (s *Store) putState(ctx context.Context, state string, st oauthState) error {
 	item, err := attributevalue.MarshalMap(st)
 	if err != nil {
@@ -58,10 +64,15 @@ func (s *Store) putState(ctx context.Context, state string, st oauthState) error
 	}
 	item["PK"], item["SK"] = str("OAUTH#"+state), str("META")
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(s.table),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(PK)"),
+		TableName:                           aws.String(s.table),
+		Item:                                item,
+		ConditionExpression:                 aws.String("attribute_not_exists(PK)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) && reflect.DeepEqual(ccf.Item, item) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("put oauth state for site %s: %w", st.SiteID, err)
 	}

@@ -50,8 +50,12 @@ func (f *fakeDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := itemKey(in.Item)
-	if _, ok := f.items[k]; ok && in.ConditionExpression != nil {
-		return nil, &types.ConditionalCheckFailedException{}
+	if old, ok := f.items[k]; ok && in.ConditionExpression != nil {
+		ccf := &types.ConditionalCheckFailedException{}
+		if in.ReturnValuesOnConditionCheckFailure == types.ReturnValuesOnConditionCheckFailureAllOld {
+			ccf.Item = old
+		}
+		return nil, ccf
 	}
 	f.items[k] = in.Item
 	return &dynamodb.PutItemOutput{}, nil
@@ -194,6 +198,43 @@ func TestAuthorizeStoresABoundState(t *testing.T) {
 	other, _ := deriveVerifier(context.Background(), u.mac, "alias/state", a.State+"x")
 	if other == v {
 		t.Error("two states derive the same verifier")
+	}
+}
+
+// retriedPutDB is fakeDB behind an SDK whose first PutItem answer was lost
+// after the item was stored: it sends the put again and returns the
+// second answer, as the SDK's retryer does.
+type retriedPutDB struct{ *fakeDB }
+
+func (r retriedPutDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if _, err := r.fakeDB.PutItem(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return r.fakeDB.PutItem(ctx, in, opts...)
+}
+
+// TestAuthorizeSurvivesARetriedPut is a regression test for a finding of
+// the API fuzzing (500 on POST /v1/connections/{platform}/authorize): the
+// SDK retried the state's conditional put after a first attempt that was
+// stored, and the retry's failed condition was answered as an internal
+// error. Our own item is success; another item under the key is not.
+func TestAuthorizeSurvivesARetriedPut(t *testing.T) {
+	t.Parallel()
+	u := newUnitEnv(t)
+	u.svc.cfg.Store = NewStore(retriedPutDB{u.db}, "t")
+	a, err := u.svc.Authorize(context.Background(), AuthorizeRequest{SiteID: "site_a", Platform: platform.X})
+	if err != nil {
+		t.Fatalf("Authorize with a retried put: got %v, want the state stored", err)
+	}
+	if u.db.items["OAUTH#"+a.State+"|META"] == nil {
+		t.Fatal("no state item stored")
+	}
+	// The fake's randomness repeats: a later Authorize draws the same state,
+	// and finds an item that is not its own.
+	u.advance(time.Second)
+	u.svc.cfg.Store = NewStore(u.db, "t")
+	if _, err := u.svc.Authorize(context.Background(), AuthorizeRequest{SiteID: "site_a", Platform: platform.X}); err == nil {
+		t.Fatal("Authorize over another state item: got nil, want an error")
 	}
 }
 

@@ -201,4 +201,3 @@ func (c *chaos) handler() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]any{"config": cfg, "stats": st})
 	})
 }
-

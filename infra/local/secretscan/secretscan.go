@@ -219,31 +219,48 @@ func (sc Scanner) AddSealed(ctx context.Context, s *Set) (int, error) {
 	return n, nil
 }
 
-// plaintextStrings is every string value of a JSON plaintext, or the
-// plaintext itself when it is not JSON.
+// plaintextStrings is the secret strings of a sealed plaintext: the values
+// of a JSON object's fields whose names say they are secret (access_token,
+// refresh_token, client_secret, password, verifier, ...), or the plaintext
+// itself when it is not a JSON object (a webhook secret, a PKCE verifier).
+// The object's other fields (scopes, account ids, URLs) are stored in the
+// clear on purpose.
 func plaintextStrings(b []byte) []string {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	var obj map[string]any
+	if err := json.Unmarshal(b, &obj); err != nil {
 		return []string{string(b)}
 	}
 	var out []string
-	var walk func(any)
-	walk = func(v any) {
+	var walk func(name string, v any)
+	walk = func(name string, v any) {
 		switch t := v.(type) {
 		case string:
-			out = append(out, t)
+			if secretName(name) {
+				out = append(out, t)
+			}
 		case []any:
 			for _, e := range t {
-				walk(e)
+				walk(name, e)
 			}
 		case map[string]any:
-			for _, e := range t {
-				walk(e)
+			for k, e := range t {
+				walk(k, e)
 			}
 		}
 	}
-	walk(v)
+	walk("", obj)
 	return out
+}
+
+// secretName reports a field name that holds a secret.
+func secretName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"token", "secret", "password", "verifier", "jwt", "key"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // ScanTable searches every item (a full Scan) for the secrets. It returns

@@ -60,3 +60,20 @@ func TestScanFindsSecretsAndTheirEncodings(t *testing.T) {
 		t.Errorf("Summary: got %q", got)
 	}
 }
+
+func TestPlaintextStrings(t *testing.T) {
+	t.Parallel()
+	got := plaintextStrings([]byte(`{"access_token":"a-token-value","refresh_token":"r-token-value","scopes":["tweet.write"],"user_id":"123456789012","nested":{"client_secret":"cs-value"}}`))
+	want := map[string]bool{"a-token-value": true, "r-token-value": true, "cs-value": true}
+	if len(got) != len(want) {
+		t.Fatalf("got %d strings, want %d (only the secret fields)", len(got), len(want))
+	}
+	for _, g := range got {
+		if !want[g] {
+			t.Errorf("a field that is not secret was taken: %q", g)
+		}
+	}
+	if got := plaintextStrings([]byte("whsec_rawsecretvalue")); len(got) != 1 || got[0] != "whsec_rawsecretvalue" {
+		t.Errorf("raw plaintext: got %q, want it whole", got)
+	}
+}

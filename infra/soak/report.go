@@ -60,7 +60,10 @@ type PlatformCounts struct {
 	Failed     int
 	Dead       int
 	Lost       int
-	Posts      int
+	// Waiting counts deliveries deferred past the run by the platform's
+	// reset, their wake-up schedule in place.
+	Waiting int
+	Posts   int
 	// Duplicates counts deliveries with more than one post.
 	Duplicates int
 	// UnknownPosted counts unknown deliveries the platform did publish
@@ -84,7 +87,10 @@ func (r *Report) count(ds []*delivery, posted map[string]int) {
 		pc.Posts += n
 		state := d.final.State
 		name := string(state)
-		if !settled(state) {
+		switch {
+		case d.waiting:
+			name = "deferred past the run"
+		case !settled(state):
 			name = "lost"
 		}
 		r.States[name]++
@@ -136,6 +142,10 @@ func (r *Report) count(ds []*delivery, posted map[string]int) {
 			}
 		case ledger.StateCancelled:
 		default:
+			if d.waiting {
+				pc.Waiting++
+				break
+			}
 			pc.Lost++
 			problem("never settled (last state %q)", state)
 		}

@@ -480,6 +480,16 @@ func connect(c devstack.Client, secrets *secretscan.Set) (map[string]string, err
 		}
 		targets[p] = tg.ID
 	}
+	// A webhook endpoint (the simulator's receiver) for the outcomes a
+	// person must see: its signing secret is sealed in the table.
+	var hook struct {
+		Secret string `json:"secret"`
+	}
+	if err := c.Must(201, "POST", "/webhooks", map[string]any{"url": c.SimURL + "/_sim/webhooks/soak",
+		"eventTypes": []string{"delivery.unknown", "delivery.dead"}, "description": "soak"}, &hook); err != nil {
+		return nil, err
+	}
+	secrets.Add("webhook secret", hook.Secret)
 	return targets, nil
 }
 

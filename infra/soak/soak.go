@@ -286,7 +286,7 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 						Platform string `json:"platform"`
 					} `json:"deliveries"`
 				}
-				err := c.Must(202, "POST", "/dispatch", map[string]any{
+				err := dispatchPost(ctx, c, map[string]any{
 					"post": map[string]any{"postId": postID, "revision": "1", "title": "Post " + postID, "excerpt": "A soak post.",
 						"url": "https://blog.example/" + postID, "body": "Body.", "media": media},
 					"targetIds": targetIDs,
@@ -435,6 +435,32 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.SecretsChecked = secrets.Len()
 	rep.SecretKinds = secrets.Kinds()
 	return rep, nil
+}
+
+// dispatchPost sends POST /v1/dispatch as a CMS does: a 5xx or a dropped
+// connection is sent again (the same post revision returns the deliveries
+// already made), up to 5 times.
+func dispatchPost(ctx context.Context, c devstack.Client, body, out any) error {
+	var err error
+	for try := range 5 {
+		var code int
+		var b []byte
+		code, b, err = c.Call("POST", "/dispatch", body)
+		switch {
+		case err == nil && code == http.StatusAccepted:
+			return json.Unmarshal(b, out)
+		case err == nil && code < 500:
+			return fmt.Errorf("POST /dispatch: got %d %s, want 202", code, b)
+		case err == nil:
+			err = fmt.Errorf("POST /dispatch: got %d %s", code, b)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try+1) * time.Second):
+		}
+	}
+	return err
 }
 
 // connect connects one account of every platform and makes a target for

@@ -106,3 +106,41 @@ func TestAfterCreateSeesThePostBeforeTheAnswer(t *testing.T) {
 		t.Errorf("answer after the hook: got %d, want 200", code)
 	}
 }
+
+// TestFaultsListsWhatIsPending: GET /_sim/faults shows each pending fault
+// with the requests it will still affect, and drops it once used up.
+func TestFaultsListsWhatIsPending(t *testing.T) {
+	t.Parallel()
+	sim, _ := startSim(t)
+	sim.AddAccount(platformsim.Account{Platform: "mastodon", ID: "9", Handle: "h", AccessToken: "tok-faults"})
+	sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultServerError, Times: 2})
+	list := func() []platformsim.Fault {
+		t.Helper()
+		resp, err := http.Get(sim.URL + "/_sim/faults")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ Faults []platformsim.Fault }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Faults
+	}
+	if got := list(); len(got) != 1 || got[0].Kind != platformsim.FaultServerError || got[0].Times != 2 {
+		t.Fatalf("pending: got %+v, want one server_error for 2 requests", got)
+	}
+	for i := range 2 {
+		req, _ := http.NewRequest("POST", sim.URL+"/mastodon/api/v1/statuses", strings.NewReader(url.Values{"status": {"x"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer tok-faults")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := 1 - i; len(list()) != want {
+			t.Fatalf("after request %d: got %d pending faults, want %d", i+1, len(list()), want)
+		}
+	}
+}

@@ -145,6 +145,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /_sim/posts", s.handleListPosts)
 	s.mux.HandleFunc("DELETE /_sim/posts", s.handleClearPosts)
 	s.mux.HandleFunc("POST /_sim/faults", s.handleAddFault)
+	s.mux.HandleFunc("GET /_sim/faults", s.handleListFaults)
 	s.mux.HandleFunc("DELETE /_sim/faults", s.handleClearFaults)
 	s.mux.HandleFunc("POST /_sim/accounts", s.handleAddAccount)
 	s.mux.HandleFunc("GET /_sim/calls", s.handleCalls)
@@ -320,6 +321,18 @@ func (s *Server) AddFault(f Fault) {
 	s.faults = append(s.faults, &cp)
 }
 
+// Faults lists the faults still pending, in order, with the requests each
+// will still affect (Times).
+func (s *Server) Faults() []Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Fault, len(s.faults))
+	for i, f := range s.faults {
+		out[i] = *f
+	}
+	return out
+}
+
 // takeFault consumes and returns the first pending fault of platform whose
 // kind is one of kinds, or nil.
 func (s *Server) takeFault(platform string, kinds ...FaultKind) *Fault {
@@ -394,6 +407,10 @@ func (s *Server) handleAddFault(w http.ResponseWriter, r *http.Request) {
 	}
 	s.AddFault(f)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleListFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults()})
 }
 
 func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {

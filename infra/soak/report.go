@@ -33,6 +33,9 @@ type Report struct {
 			Idle        int `json:"idle"`
 		} `json:"stats"`
 	}
+	// RejectedPosts counts dispatches answered 422 (a broken connection):
+	// their deliveries were never made.
+	RejectedPosts int
 	// DLQCopies is the messages the soak put on the DLQ; MoveTasks the
 	// redrives it started; MovedMessages what they moved.
 	DLQCopies, MoveTasks, MovedMessages int
@@ -171,6 +174,9 @@ func (r *Report) Print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "\nPOSSE fault soak (seed %d): %d deliveries = %d posts x 8 platforms, %d dispatch instances\n",
 		c.Seed, r.Deliveries, c.Posts, c.Instances)
+	if r.RejectedPosts > 0 {
+		fmt.Fprintf(w, "  posts rejected             %d (422: a connection was broken), their deliveries never made\n", r.RejectedPosts)
+	}
 	fmt.Fprintf(w, "  deliveries by final state  %s\n", counts(r.States))
 	fmt.Fprintf(w, "  lost (never settled)       %d\n", r.States["lost"])
 	fmt.Fprintf(w, "  faults injected            %d: %s\n", sum(r.Faults), counts(r.Faults))

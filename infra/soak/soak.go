@@ -202,7 +202,13 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 	go func() {
 		defer wg.Done()
 		frng := mrand.New(mrand.NewPCG(cfg.Seed+2, cfg.Seed))
-		lastExpired := map[string]time.Time{}
+		// expiredFree is when each platform last had no expired-token fault
+		// pending after having one: a token refused again right after its
+		// refresh means the account is gone (the connection is marked
+		// broken), not an expired token, so a platform gets a new one only
+		// 10 s after it used up the last.
+		expiredFree := map[string]time.Time{}
+		expiredPending := map[string]bool{}
 		budget := int(cfg.FaultsPerDelivery * float64(cfg.Posts*len(Platforms)))
 		for injected := 0; injected < budget; {
 			select {
@@ -210,16 +216,41 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 				return
 			case <-time.After(cfg.FaultEvery):
 			}
+			var pending struct {
+				Faults []struct {
+					Platform string `json:"platform"`
+					Kind     string `json:"kind"`
+				} `json:"faults"`
+			}
+			if err := getJSON(chaosCtx, c.SimURL+"/_sim/faults", &pending); err != nil {
+				continue
+			}
+			busy := map[string]bool{}
+			nowExpired := map[string]bool{}
+			for _, f := range pending.Faults {
+				busy[f.Platform] = true
+				if f.Kind == "expired_token" {
+					nowExpired[f.Platform] = true
+				}
+			}
+			for p := range expiredPending {
+				if !nowExpired[p] {
+					expiredFree[p] = time.Now()
+				}
+			}
+			expiredPending = nowExpired
 			f := randomFault(frng)
+			p := f.body["platform"].(string)
+			// One fault pending per platform at most: a fault waits for the
+			// platform's next call, and piled up they would fail every call.
+			if busy[p] {
+				continue
+			}
 			if f.body["kind"] == "expired_token" {
-				// A token refused again right after its refresh means the
-				// account is gone (the connection is marked broken), not an
-				// expired token: leave each platform 10 s to use up one.
-				p := f.body["platform"].(string)
-				if time.Since(lastExpired[p]) < 10*time.Second {
+				if expiredPending[p] || time.Since(expiredFree[p]) < 10*time.Second {
 					continue
 				}
-				lastExpired[p] = time.Now()
+				expiredPending[p] = true
 			}
 			if err := postJSON(chaosCtx, c.SimURL+"/_sim/faults", f.body); err != nil {
 				if chaosCtx.Err() == nil {
@@ -292,7 +323,15 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 					"targetIds": targetIDs,
 				}, &out)
 				dmu.Lock()
-				if err != nil && dispErr == nil {
+				switch {
+				case errors.Is(err, errRejected):
+					// A connection the faults broke for good (a token
+					// refused right after its refresh): nothing was queued.
+					rep.RejectedPosts++
+					if rep.RejectedPosts == 1 {
+						progress("dispatch rejected: %v", err)
+					}
+				case err != nil && dispErr == nil:
 					dispErr = err
 				}
 				for _, d := range out.Deliveries {
@@ -449,6 +488,8 @@ func dispatchPost(ctx context.Context, c devstack.Client, body, out any) error {
 		switch {
 		case err == nil && code == http.StatusAccepted:
 			return json.Unmarshal(b, out)
+		case err == nil && code == http.StatusUnprocessableEntity:
+			return fmt.Errorf("%w: %s", errRejected, b)
 		case err == nil && code < 500:
 			return fmt.Errorf("POST /dispatch: got %d %s, want 202", code, b)
 		case err == nil:
@@ -736,6 +777,9 @@ func randBytes(n int) []byte {
 }
 
 func randSecret() string { return base64.RawURLEncoding.EncodeToString(randBytes(18)) }
+
+// errRejected is a dispatch answered 422: nothing was queued.
+var errRejected = errors.New("dispatch rejected")
 
 // errViolations is returned when the report breaks an invariant.
 var errViolations = errors.New("the soak broke an invariant")

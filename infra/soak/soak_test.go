@@ -46,6 +46,9 @@ func TestSoakShort(t *testing.T) {
 	for _, v := range rep.Violations() {
 		t.Error(v)
 	}
+	if rep.RejectedPosts > 0 {
+		t.Errorf("%d dispatches rejected: a fault broke a connection for good", rep.RejectedPosts)
+	}
 	if rep.Deliveries != cfg.Posts*8 {
 		t.Errorf("deliveries: got %d, want %d", rep.Deliveries, cfg.Posts*8)
 	}

@@ -147,11 +147,20 @@ var errReconcileLater = errors.New("the platform could not be asked now; reconci
 // reconcile asks the platform whether an ambiguous attempt published: yes
 // → sent; no → the policy's retry; cannot tell → unknown; cannot ask now
 // (a rate limit or a transient failure of the reconciling call) → nothing
-// recorded, ask again later (errReconcileLater).
+// recorded, ask again later (errReconcileLater). A refused token is renewed
+// once before the platform is asked again.
 func (d *Dispatcher) reconcile(ctx context.Context, lease *ledger.Lease, pub platform.Publisher, acct platform.Account, cause error) ledger.Outcome {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ReconcileTimeout)
 	defer cancel()
 	res, found, err := pub.Reconcile(rctx, acct, lease.Post())
+	if apperr.Is(err, apperr.KindReconnect) {
+		// The platform refused the token of the reconciling call: renew
+		// it once and ask again, as a publish does.
+		dl := lease.Delivery()
+		if fresh, rerr := d.cfg.Accounts.Renew(rctx, dl.SiteID, dl.ConnectionID, acct.AccessToken); rerr == nil {
+			res, found, err = pub.Reconcile(rctx, fresh, lease.Post())
+		}
+	}
 	switch {
 	case err == nil && found:
 		return ledger.Outcome{State: ledger.StateSent, Result: ledger.Result{ID: res.ID, URL: res.URL}, Note: "reconciled: the platform has the post"}

@@ -95,6 +95,32 @@ func TestReconcileLaterWhenThePlatformCannotBeAskedNow(t *testing.T) {
 			t.Errorf("publishes %d, reconciles %d; want 1 and 2", n, rc)
 		}
 	})
+	t.Run("a refused token is renewed and the platform asked again", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, nil)
+		r.pub.publish = func(context.Context, platform.Account, platform.Post, platform.Journal) (platform.Result, error) {
+			return platform.Result{}, apperr.New(apperr.KindAmbiguous, "tiktok.timeout", "connection dropped")
+		}
+		r.pub.reconcile = func(platform.Post) (platform.Result, bool, error) {
+			r.accounts.mu.Lock()
+			renewed := r.accounts.renewed
+			r.accounts.mu.Unlock()
+			if renewed == 0 {
+				return platform.Result{}, false, apperr.New(apperr.KindReconnect, "tiktok.token_invalid", "the access token is invalid or expired")
+			}
+			return platform.Result{ID: "9"}, true, nil
+		}
+		d, rec := r.delivery("p1")
+		if err := r.d.HandleRecord(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.get(d.ID); got.State != ledger.StateSent || got.PlatformPostID != "9" {
+			t.Errorf("got %s %q (%+v), want sent 9", got.State, got.PlatformPostID, got.LastError)
+		}
+		if n, rc := r.pub.counts(); n != 1 || rc != 2 {
+			t.Errorf("publishes %d, reconciles %d; want 1 and 2", n, rc)
+		}
+	})
 	t.Run("cannot tell is still unknown", func(t *testing.T) {
 		t.Parallel()
 		r := newRig(t, nil)

@@ -178,7 +178,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  posts rejected             %d (422: a connection was broken), their deliveries never made\n", r.RejectedPosts)
 	}
 	fmt.Fprintf(w, "  deliveries by final state  %s\n", counts(r.States))
-	fmt.Fprintf(w, "  lost (never settled)       %d\n", r.States["lost"])
+	fmt.Fprintf(w, "  lost (not settled by the end of the drain bound) %d\n", r.States["lost"])
 	fmt.Fprintf(w, "  faults injected            %d: %s\n", sum(r.Faults), counts(r.Faults))
 	k := r.Kills.Stats
 	fmt.Fprintf(w, "  instances killed (SIGKILL) %d: %d right after the platform created a post, %d at random points (%d times nothing was running)\n",

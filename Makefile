@@ -122,6 +122,10 @@ test-unit: ## Unit tests only (integration tests skip without moto)
 bench: venv rie ## Benchmarks, as ratios against floors measured in the same run (BENCH_ARGS=-only=ai,pipeline for some parts)
 	POSSE_RIE=$(abspath $(RIE)) go run ./infra/bench $(BENCH_ARGS)
 
+.PHONY: soak
+soak: venv rie ## Fault soak: 1,000 deliveries to 8 platforms under simulator faults, SIGKILLed dispatch runtimes and DLQ redrives; prints the report (SOAK_ARGS=-posts=25 for fewer)
+	POSSE_RIE=$(abspath $(RIE)) go run ./infra/soak $(SOAK_ARGS)
+
 # ------------------------------------------------------------------ deploy
 .PHONY: deploy
 deploy: sam-build ## Deploy to AWS: make deploy ENV=dev (needs AWS credentials)

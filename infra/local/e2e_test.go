@@ -21,7 +21,7 @@ import (
 // and drives it over HTTP as a CMS would: health, the printed key, OAuth
 // connect for every OAuth platform through the real api bootstrap under the
 // RIE and the simulator, manual Bluesky and Mastodon connections, and a
-// check that no secret of the run reached any log.
+// check that no secret of the run reached any log line or table item.
 func TestLocalStackEndToEnd(t *testing.T) {
 	t.Parallel()
 	mototest.Server(t)
@@ -104,8 +104,12 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Every credential of the run (the simulators', the sealed ones and
+	// their data keys), in no table item and no log line.
+	scanLogs := atRest(t, l, state, append(secrets, key)...)
 	l.stop(t)
 	stopped = true
+	scanLogs()
 	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
 	if len(logs) == 0 {
 		t.Fatal("no function logs were written")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,9 @@ type runner struct {
 	// apiURL is the base URL of the first HTTP API (gateway + stage).
 	apiURL string
 
+	// chaos crashes function instances on request (/_local/chaos).
+	chaos *chaos
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -100,7 +104,12 @@ func newRunner(cfg runnerConfig) *runner {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &runner{cfg: cfg, aws: moto.Config(cfg.MotoEndpoint), pools: map[string]*lambdaenv.Pool{}, byName: map[string]*lambdaenv.Pool{}}
+	r := &runner{cfg: cfg, aws: moto.Config(cfg.MotoEndpoint), pools: map[string]*lambdaenv.Pool{}, byName: map[string]*lambdaenv.Pool{}}
+	r.chaos = newChaos(func(id string) (killer, bool) {
+		p, ok := r.pools[id]
+		return p, ok
+	})
+	return r
 }
 
 // deploy creates the template's resources in moto.
@@ -124,17 +133,29 @@ func (r *runner) deploy(ctx context.Context) error {
 	return nil
 }
 
-// startSimulator serves the platform simulator, and the LLM simulator
-// under /llm.
+// startSimulator serves the platform simulator, the LLM simulator under
+// /llm, and the runner's own test controls under /_local: crash injection
+// (/_local/chaos, see ChaosConfig) and every credential the simulators
+// issued or accept (GET /_local/secrets), for the scans that prove none is
+// at rest in the clear.
 func (r *runner) startSimulator() error {
 	l, err := net.Listen("tcp", r.cfg.SimAddr)
 	if err != nil {
 		return fmt.Errorf("listen for the platform simulator: %w", err)
 	}
 	r.simURL = "http://" + l.Addr().String()
-	sim := platformsim.New(platformsim.Options{Clients: r.cfg.OAuthClients})
+	sim := platformsim.New(platformsim.Options{Clients: r.cfg.OAuthClients, AfterCreate: r.chaos.afterCreate})
 	sim.SetPublicURL(r.simURL)
 	mux := http.NewServeMux()
+	mux.Handle("/_local/chaos", r.chaos.handler())
+	mux.HandleFunc("GET /_local/secrets", func(w http.ResponseWriter, _ *http.Request) {
+		secrets := sim.Secrets()
+		for _, k := range r.cfg.LLMKeys {
+			secrets = append(secrets, k)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"secrets": secrets})
+	})
 	mux.Handle("/llm/", http.StripPrefix("/llm", llmsim.New(llmsim.Options{Keys: r.cfg.LLMKeys})))
 	mux.Handle("/", sim)
 	r.sim = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -349,6 +370,7 @@ func (r *runner) initDurations() string {
 
 // close stops everything the runner started, in reverse order.
 func (r *runner) close() {
+	r.chaos.stop()
 	if r.cancel != nil {
 		r.cancel()
 	}

@@ -213,6 +213,7 @@ func (s *Server) bskyIssue(a *Account) map[string]any {
 		st["bluesky|access|"+access] = &bskySession{DID: a.ID, Exp: s.now().Add(bskyAccessTTL)}
 		st["bluesky|refresh|"+refresh] = &bskySession{DID: a.ID, Exp: s.now().Add(bskyRefreshTTL)}
 		a.RefreshToken = refresh
+		s.issueLocked(access, refresh)
 	})
 	return map[string]any{
 		"did": a.ID, "handle": a.Handle, "email": a.Handle + "@example.invalid", "emailConfirmed": true,

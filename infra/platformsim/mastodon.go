@@ -350,7 +350,7 @@ func (s *Server) mastoApps(w http.ResponseWriter, r *http.Request) {
 		app.Scopes = "read"
 	}
 	id := s.nextID()
-	s.with(func(st map[string]any) { st["mastodon|app|"+app.ClientID] = app })
+	s.with(func(st map[string]any) { st["mastodon|app|"+app.ClientID] = app; s.issueLocked(app.Secret) })
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": id, "name": p.Get("client_name"), "website": p.Get("website"),
 		"redirect_uri": app.RedirectURIs, "redirect_uris": strings.Fields(app.RedirectURIs),

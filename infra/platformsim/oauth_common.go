@@ -33,7 +33,7 @@ func (c authCode) verifierOK(verifier string) bool {
 // returns code.
 func issueCode(s *Server, platform, code string, c authCode) string {
 	c.Issued = s.now()
-	s.with(func(st map[string]any) { st[platform+"|code|"+code] = c })
+	s.with(func(st map[string]any) { st[platform+"|code|"+code] = c; s.issueLocked(code) })
 	return code
 }
 
@@ -135,7 +135,7 @@ func clientAccount(s *Server, platform, clientID, user, handlePrefix string, new
 
 // setRefresh sets a's refresh token under the simulator's lock.
 func setRefresh(s *Server, a *Account, rt string) {
-	s.with(func(map[string]any) { a.RefreshToken = rt })
+	s.with(func(map[string]any) { a.RefreshToken = rt; s.issueLocked(rt) })
 }
 
 // bindRefresh makes rt the current refresh token of a. The previous one stops
@@ -145,6 +145,7 @@ func bindRefresh(s *Server, a *Account, rt string) {
 	s.with(func(st map[string]any) {
 		delete(st, a.Platform+"|refresh|"+a.RefreshToken)
 		a.RefreshToken = rt
+		s.issueLocked(rt)
 		st[a.Platform+"|refresh|"+rt] = a.ID
 	})
 }

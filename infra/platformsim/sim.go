@@ -97,6 +97,11 @@ type Options struct {
 	// MetricsStep is the time step of the engagement figures (default one
 	// second): figures grow once per step since a post was created.
 	MetricsStep time.Duration
+	// AfterCreate, when set, is called with every post the simulator has
+	// just created, before the answer is written: the local runner's fault
+	// soak crashes the publishing function there, so the post exists and
+	// its answer is lost.
+	AfterCreate func(Post)
 }
 
 // Client is an OAuth client registered with a platform.
@@ -118,6 +123,9 @@ type Server struct {
 	byID     map[string]*Account // by platform + "|" + account id
 	state    map[string]any      // per-platform state (containers, uploads...), keyed by platform-defined keys
 	calls    map[string]int      // counts per "platform op", for tests (e.g. "x token_refresh")
+	// issued holds every credential the simulator issued or was given:
+	// tokens, refresh tokens, codes, passwords, client secrets (Secrets).
+	issued map[string]struct{}
 	// hooks are the simulated webhook endpoints (webhooks.go).
 	hooks *receivers
 }
@@ -134,14 +142,20 @@ func New(opts Options) *Server {
 		byID:     map[string]*Account{},
 		state:    map[string]any{},
 		calls:    map[string]int{},
+		issued:   map[string]struct{}{},
 		hooks:    newReceivers(),
+	}
+	for _, c := range opts.Clients {
+		s.issueLocked(c.Secret)
 	}
 	s.mux.HandleFunc("GET /_sim/posts", s.handleListPosts)
 	s.mux.HandleFunc("DELETE /_sim/posts", s.handleClearPosts)
 	s.mux.HandleFunc("POST /_sim/faults", s.handleAddFault)
+	s.mux.HandleFunc("GET /_sim/faults", s.handleListFaults)
 	s.mux.HandleFunc("DELETE /_sim/faults", s.handleClearFaults)
 	s.mux.HandleFunc("POST /_sim/accounts", s.handleAddAccount)
 	s.mux.HandleFunc("GET /_sim/calls", s.handleCalls)
+	s.mux.HandleFunc("GET /_sim/secrets", s.handleSecrets)
 	s.mux.HandleFunc("GET /_sim/media/{name}", s.handleMedia)
 	s.registerWebhookReceiver()
 	for _, register := range platformRoutes {
@@ -184,11 +198,15 @@ func (s *Server) nextID() string {
 // record stores an accepted post and returns it.
 func (s *Server) record(p Post) Post {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.opts.Now().UTC()
 	}
 	s.posts = append(s.posts, p)
+	hook := s.opts.AfterCreate
+	s.mu.Unlock()
+	if hook != nil {
+		hook(p)
+	}
 	return p
 }
 
@@ -210,6 +228,7 @@ func (s *Server) AddAccount(a Account) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cp := a
+	s.issueLocked(a.AccessToken, a.RefreshToken, a.Password)
 	s.byID[a.Platform+"|"+a.ID] = &cp
 	if a.AccessToken != "" {
 		s.accounts[a.Platform+"|"+a.AccessToken] = &cp
@@ -245,7 +264,32 @@ func (s *Server) setToken(a *Account, access string, expires time.Time) {
 	delete(s.accounts, a.Platform+"|"+a.AccessToken)
 	a.AccessToken = access
 	a.ExpiresAt = expires
+	s.issueLocked(access)
 	s.accounts[a.Platform+"|"+access] = a
+}
+
+// issueLocked remembers credentials the simulator issued or was given; the
+// caller holds s.mu.
+func (s *Server) issueLocked(secrets ...string) {
+	for _, v := range secrets {
+		if v != "" {
+			s.issued[v] = struct{}{}
+		}
+	}
+}
+
+// Secrets lists every credential the simulator issued or was given:
+// access and refresh tokens, authorization codes, app passwords, OAuth
+// client secrets. Tests scan logs and stored data for them.
+func (s *Server) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.issued))
+	for v := range s.issued {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // with runs f holding the simulator's lock, for platform state.
@@ -281,6 +325,18 @@ func (s *Server) AddFault(f Fault) {
 	}
 	cp := f
 	s.faults = append(s.faults, &cp)
+}
+
+// Faults lists the faults still pending, in order, with the requests each
+// will still affect (Times).
+func (s *Server) Faults() []Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Fault, len(s.faults))
+	for i, f := range s.faults {
+		out[i] = *f
+	}
+	return out
 }
 
 // takeFault consumes and returns the first pending fault of platform whose
@@ -393,6 +449,10 @@ func (s *Server) handleAddFault(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (s *Server) handleListFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults()})
+}
+
 func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.faults = nil
@@ -408,6 +468,12 @@ func (s *Server) handleAddAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	s.AddAccount(a)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleSecrets answers Secrets as {"secrets": [...]}: a test accessor of a
+// simulator whose credentials are all made up, served on loopback only.
+func (s *Server) handleSecrets(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"secrets": s.Secrets()})
 }
 
 func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {

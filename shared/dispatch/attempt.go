@@ -179,12 +179,30 @@ func (d *Dispatcher) decide(lease *ledger.Lease, err error) ledger.Outcome {
 	return d.cfg.Policy.Decide(err, dl.Attempts, lease.Deferrals(), d.cfg.Now())
 }
 
+// errReconcileLater marks an outcome that records nothing: the platform
+// could have told whether an ambiguous attempt published but did not answer
+// now (rate limited, unavailable), so the delivery stays publishing under
+// its lease and is reconciled again when the lease expires (the message's
+// redelivery or the sweep).
+var errReconcileLater = errors.New("the platform could not be asked now; reconcile again when the lease expires")
+
 // reconcile asks the platform whether an ambiguous attempt published: yes
-// → sent; no → the policy's retry; cannot tell → unknown.
+// → sent; no → the policy's retry; cannot tell → unknown; cannot ask now
+// (a rate limit or a transient failure of the reconciling call) → nothing
+// recorded, ask again later (errReconcileLater). A refused token is renewed
+// once before the platform is asked again.
 func (d *Dispatcher) reconcile(ctx context.Context, lease *ledger.Lease, pub platform.Publisher, acct platform.Account, cause error) ledger.Outcome {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ReconcileTimeout)
 	defer cancel()
 	res, found, err := pub.Reconcile(rctx, acct, lease.Post())
+	if apperr.Is(err, apperr.KindReconnect) {
+		// The platform refused the token of the reconciling call: renew
+		// it once and ask again, as a publish does.
+		dl := lease.Delivery()
+		if fresh, rerr := d.cfg.Accounts.Renew(rctx, dl.SiteID, dl.ConnectionID, acct.AccessToken); rerr == nil {
+			res, found, err = pub.Reconcile(rctx, fresh, lease.Post())
+		}
+	}
 	switch {
 	case err == nil && found:
 		return ledger.Outcome{State: ledger.StateSent, Result: ledger.Result{ID: res.ID, URL: res.URL}, Note: "reconciled: the platform has the post"}
@@ -192,6 +210,8 @@ func (d *Dispatcher) reconcile(ctx context.Context, lease *ledger.Lease, pub pla
 		o := d.decide(lease, apperr.Wrap(cause, apperr.KindTransient, "posse.not_published", "the platform confirms the attempt did not publish"))
 		o.Note = "reconciled: not published"
 		return o
+	case askAgain(err):
+		return ledger.Outcome{Err: fmt.Errorf("reconcile delivery %s: %w: %w", lease.Delivery().ID, errReconcileLater, err)}
 	}
 	e := apperr.Wrap(err, apperr.KindAmbiguous, "posse.unknown_outcome", "the attempt may have published and the platform cannot tell; check it, then retry or resolve")
 	if ae, ok := apperr.As(cause); ok {
@@ -243,6 +263,13 @@ func (d *Dispatcher) recover(ctx context.Context, siteID, id string) (ledger.Sta
 // log line of an unknown outcome and the wake-up message of a retry or
 // deferral.
 func (d *Dispatcher) finish(ctx context.Context, lease *ledger.Lease, o ledger.Outcome) (result, error) {
+	if errors.Is(o.Err, errReconcileLater) {
+		// Nothing to record: the message stays on the queue, and the
+		// delivery is reconciled again once its lease expires.
+		d.log.WarnContext(ctx, "reconcile later: the platform cannot be asked now", "delivery_id", lease.Delivery().ID,
+			"platform", string(lease.Delivery().Platform), "err", logErr(o.Err))
+		return result{"reconcile_later", lease.Delivery()}, o.Err
+	}
 	if errors.Is(o.Err, ledger.ErrLeaseLost) || o.State == "" {
 		d.log.WarnContext(ctx, "lease lost during the attempt", "delivery_id", lease.Delivery().ID)
 		return result{"lease_lost", lease.Delivery()}, nil
@@ -364,6 +391,18 @@ func (d *Dispatcher) heartbeat(ctx context.Context, lease *ledger.Lease, rec Rec
 		close(done)
 		wg.Wait()
 	}
+}
+
+// askAgain reports a reconciliation that failed for now only: the
+// platform rate-limited or failed the reconciling call, so it could still
+// tell later. An ambiguous error (the platform cannot tell at all, or our
+// checkpoint is unreadable) is final.
+func askAgain(err error) bool {
+	switch apperr.KindOf(err) {
+	case apperr.KindTransient, apperr.KindRateLimited:
+		return true
+	}
+	return false
 }
 
 // retryable reports whether err is worth trying again soon: transient,

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,9 +44,13 @@ type SweepStats struct {
 	Reconciled    int `json:"reconciled"` // found published: sent
 	Unknown       int `json:"unknown"`
 	Retried       int `json:"retried"` // found not published: enqueued again
-	StaleQueued   int `json:"staleQueued"`
-	Overdue       int `json:"overdue"`
-	Requeued      int `json:"requeued"`
+	// ReconcileLater counts expired leases the platform could not be asked
+	// about now (rate limited, unavailable): left publishing, asked again
+	// at the next sweep.
+	ReconcileLater int `json:"reconcileLater"`
+	StaleQueued    int `json:"staleQueued"`
+	Overdue        int `json:"overdue"`
+	Requeued       int `json:"requeued"`
 	// PendingEvents counts events sent to the webhook queue again;
 	// WebhookAttempts, webhook attempts sent again.
 	PendingEvents   int `json:"pendingEvents"`
@@ -90,6 +95,10 @@ func (d *Dispatcher) Sweep(ctx context.Context, sc SweepConfig) (SweepStats, err
 	for _, ref := range expired {
 		st.ExpiredLeases++
 		state, _, err := d.recover(ctx, ref.SiteID, ref.ID)
+		if errors.Is(err, errReconcileLater) {
+			st.ReconcileLater++
+			continue
+		}
 		if err != nil {
 			d.log.WarnContext(ctx, "sweep: reconcile", "site", ref.SiteID, "delivery_id", ref.ID, "err", logErr(err))
 			fail(err)

@@ -35,6 +35,7 @@ type instance struct {
 	done     chan struct{}
 	logFile  *os.File
 	broken   bool
+	busy     bool // an invocation is in flight
 	cold     time.Duration
 	hasCold  bool
 	sawRapid bool
@@ -182,6 +183,18 @@ func (inst *instance) brokenBy(err error) bool {
 	return errors.Is(err, errHung) || errors.Is(err, errTransport)
 }
 
+func (inst *instance) setBusy(b bool) {
+	inst.mu.Lock()
+	inst.busy = b
+	inst.mu.Unlock()
+}
+
+func (inst *instance) isBusy() bool {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return inst.busy
+}
+
 func (inst *instance) markBroken() {
 	inst.mu.Lock()
 	inst.broken = true
@@ -210,6 +223,26 @@ func (inst *instance) restart(ctx context.Context) error {
 		return fmt.Errorf("restart %s instance %d: %w", inst.pool.cfg.Name, inst.n, err)
 	}
 	return nil
+}
+
+// killRuntime sends SIGKILL to the runtime processes the emulator started
+// (the bootstrap, in a process group of its own), leaving the emulator up,
+// and reports whether there was one to kill.
+func (inst *instance) killRuntime() bool {
+	inst.mu.Lock()
+	cmd := inst.cmd
+	inst.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return false
+	}
+	killed := false
+	for _, pid := range childPIDs(cmd.Process.Pid) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = true
+		}
+	}
+	return killed
 }
 
 // kill stops the emulator and the runtime processes it started. The

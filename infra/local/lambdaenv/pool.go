@@ -213,8 +213,10 @@ func (p *Pool) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		err error
 	}
 	done := make(chan result, 1)
+	inst.setBusy(true)
 	go func() {
 		out, err := inst.invoke(payload)
+		inst.setBusy(false)
 		p.release(inst, err)
 		done <- result{out, err}
 	}()
@@ -257,6 +259,40 @@ func (p *Pool) release(inst *instance, err error) {
 	default:
 		p.free <- inst
 	}
+}
+
+// KillBusy crashes the execution environment of one instance that is
+// running an invocation now, the way a runtime dies mid-invocation in Lambda:
+// SIGKILL to the runtime process (the bootstrap, the emulator's child), the
+// emulator left running. The emulator answers the invocation with a
+// Runtime.* error (the event source keeps the batch, so its messages come
+// back after their visibility timeout) and starts a fresh runtime for the
+// next invocation; an instance whose emulator does not recover is
+// restarted by the pool. It returns the instance's number, or 0 when no
+// instance was busy (or its runtime was already gone).
+func (p *Pool) KillBusy(pick func(n int) int) int {
+	var busy []*instance
+	for _, inst := range p.instances {
+		if inst.isBusy() {
+			busy = append(busy, inst)
+		}
+	}
+	if len(busy) == 0 {
+		return 0
+	}
+	i := 0
+	if pick != nil {
+		i = pick(len(busy))
+	}
+	if i < 0 || i >= len(busy) {
+		i = 0
+	}
+	inst := busy[i]
+	if !inst.killRuntime() {
+		return 0
+	}
+	p.cfg.Logger.Info("runtime killed mid-invocation", "function", p.cfg.Name, "instance", inst.n)
+	return inst.n
 }
 
 // Warm invokes every instance once, concurrently, so each initialises its

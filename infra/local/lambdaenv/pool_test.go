@@ -238,3 +238,47 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// TestKillBusyCrashesTheRuntimeMidInvocation: KillBusy sends SIGKILL to the
+// runtime of the instance running an invocation; the invocation ends at
+// once with a Runtime.* function error (not a timeout), and the next
+// invocation on the same instance gets a fresh runtime.
+func TestKillBusyCrashesTheRuntimeMidInvocation(t *testing.T) {
+	t.Parallel()
+	p := lambdaenvtest.Start(t, lambdaenv.Config{Name: "echo-kill", Bootstrap: echo(t), Instances: 1, Timeout: 20 * time.Second})
+	if got := p.KillBusy(nil); got != 0 {
+		t.Fatalf("KillBusy with no invocation in flight: got instance %d, want 0", got)
+	}
+	if err := p.Warm(context.Background(), httpEvent(t, "/env/X")); err != nil {
+		t.Fatal(err)
+	}
+	inits := len(p.InitDurations())
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { _, err := invoke(t, p, "/sleep"); errc <- err }()
+	killed := 0
+	for deadline := time.Now().Add(10 * time.Second); killed == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("KillBusy found no busy instance within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+		killed = p.KillBusy(func(int) int { return 0 })
+	}
+	if killed != 1 {
+		t.Errorf("KillBusy: got instance %d, want 1", killed)
+	}
+	err := <-errc
+	var fe *lambdaenv.FunctionError
+	if !errors.As(err, &fe) || !strings.HasPrefix(fe.Type, "Runtime.") {
+		t.Errorf("killed invocation: got %v, want a Runtime.* FunctionError", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("killed invocation ended after %v, want well before the 20 s timeout", took)
+	}
+	if _, err := invoke(t, p, "/env/X"); err != nil {
+		t.Fatalf("after the kill: got %v, want a normal answer", err)
+	}
+	if got := len(p.InitDurations()); got <= inits {
+		t.Errorf("InitDurations after the kill: got %d, want more than %d (a fresh runtime)", got, inits)
+	}
+}

@@ -326,7 +326,9 @@ func (a *Adapter) Reconcile(ctx context.Context, acct platform.Account, p platfo
 		case "FAILED":
 			return platform.Result{}, false, nil
 		}
-		return platform.Result{}, false, errs.Annotate(apperr.Newf(apperr.KindAmbiguous, "tiktok.processing",
+		// Still processing: the status endpoint will tell once it ends,
+		// so ask again later (transient), not "cannot tell".
+		return platform.Result{}, false, errs.Annotate(apperr.Newf(apperr.KindTransient, "tiktok.processing",
 			"publish %s is still %s", pid, st.Status), resp.Status, resp.Body)
 	}
 	if p.Journal[JournalInitSent] == "" {

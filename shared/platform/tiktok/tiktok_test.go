@@ -236,7 +236,7 @@ func TestTimeoutOnLastChunkThenReconcile(t *testing.T) {
 	found := false
 	for i := 0; i < 5 && !found; i++ { // the status moves on with each fetch
 		res, found, err = ad.Reconcile(context.Background(), e.acct, p)
-		if err != nil && apperr.KindOf(err) != apperr.KindAmbiguous {
+		if err != nil && apperr.KindOf(err) != apperr.KindTransient {
 			t.Fatalf("Reconcile: %v", err)
 		}
 	}

@@ -36,7 +36,7 @@ func newEnv(t *testing.T) *env {
 		{Platform: "bluesky", ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", Password: alicePass},
 		{Platform: "bluesky", ID: "did:plc:bob234567", Handle: "bob.test"},
 	}})
-	ad := bluesky.New(bluesky.Config{BaseURL: sim.URL + "/bluesky", VideoBaseURL: sim.URL + "/bluesky/video", VideoPollInterval: time.Millisecond}, sim.Client(), c)
+	ad := bluesky.New(bluesky.Config{BaseURL: sim.URL + "/bluesky", VideoBaseURL: sim.URL + "/bluesky/video", VideoPollInterval: time.Millisecond, Media: sim.MediaClient()}, sim.Client(), c)
 	return &env{sim: sim, ad: ad, clock: c,
 		acct: platform.Account{ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", BaseURL: sim.URL + "/bluesky"}}
 }

@@ -32,6 +32,7 @@ func newEnv(t *testing.T, cfg linkedin.Config) *env {
 	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
 		Accounts: []platformsim.Account{{Platform: "linkedin", ID: author, Handle: "Ada Lovelace", AccessToken: "tok-li"}}})
 	cfg.BaseURL = sim.URL + "/linkedin"
+	cfg.Media = sim.MediaClient()
 	return &env{sim: sim, ad: linkedin.New(cfg, sim.Client(), clock), clock: clock,
 		acct: platform.Account{ID: author, AccessToken: "tok-li"}}
 }

@@ -35,6 +35,7 @@ func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 func (e *env) adapter(cfg tiktok.Config) *tiktok.Adapter {
 	cfg.BaseURL = e.sim.URL + "/tiktok"
 	cfg.PollInterval = time.Second
+	cfg.Media = e.sim.MediaClient()
 	return tiktok.New(cfg, e.sim.Client(), e.clk)
 }
 

@@ -83,13 +83,27 @@ func TestFederatedBaseURL(t *testing.T) {
 		{"not routed", "", "mastodon.social", true},
 	} {
 		rec := &hostRecorder{allowed: simHost, next: sim.Client().Transport}
-		r := registry.New(registry.Config{BaseURL: sim.URL, FederatedBaseURL: tc.federated, HTTPClient: &http.Client{Transport: rec}})
+		// Mastodon instances are caller-chosen: the calls go through the
+		// Instances client, not the platforms' HTTPClient.
+		r := registry.New(registry.Config{BaseURL: sim.URL, FederatedBaseURL: tc.federated, HTTPClient: simtest.NoNetwork(t), Instances: &http.Client{Transport: rec}})
 		id, err := r.Identifiers()[platform.Mastodon].WhoAmI(context.Background(), acct)
 		if (err != nil) != tc.wantErr || len(rec.hosts) != 1 || rec.hosts[0] != tc.wantHost {
 			t.Errorf("%s: got %+v %v calling %v, want one call to %s (error: %v)", tc.name, id, err, rec.hosts, tc.wantHost, tc.wantErr)
 		}
 		if !tc.wantErr && (id.ID != "109" || id.Handle != "alice@mastodon.social") {
 			t.Errorf("%s: got %+v, want alice@mastodon.social (109)", tc.name, id)
+		}
+	}
+}
+
+func TestLocalBase(t *testing.T) {
+	t.Parallel()
+	for base, want := range map[string]bool{
+		"": false, "https://api.example.com": false, "http://10.0.0.5:4700": false, "http://169.254.169.254": false,
+		"http://127.0.0.1:4700": true, "http://[::1]:4700": true, "http://localhost:4700": true,
+	} {
+		if got := registry.LocalBase(base); got != want {
+			t.Errorf("LocalBase(%q): got %v, want %v", base, got, want)
 		}
 	}
 }

@@ -386,3 +386,14 @@ func TestLoginIsLimitedToTenADay(t *testing.T) {
 		t.Errorf("eleventh login: RetryAfter %v, want about %v (the day's reset)", ae.RetryAfter, want)
 	}
 }
+
+// TestVideoStreamsFromItsURL uploads a video larger than any buffer,
+// streamed from the simulator's generated media into the video service.
+func TestVideoStreamsFromItsURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := platform.Media{URL: e.sim.MediaURL("v.mp4") + "?bytes=20000017", Kind: platform.Video, AltText: "big"}
+	if _, err := e.ad.Publish(context.Background(), e.acct, platform.Post{DeliveryID: "dlv-big", Text: "big film", Media: []platform.Media{m}}, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a 20 MB video: %v", err)
+	}
+}

@@ -91,7 +91,11 @@ func New(cfg Config) *Registry {
 	if instanceHC == nil {
 		instanceHC = outbound.NewClient(outbound.Options{Timeout: 20 * time.Second, AllowLoopback: local})
 	}
-	r.bluesky = bluesky.New(bluesky.Config{BaseURL: r.Base(platform.Bluesky), VideoPollInterval: poll, Media: media}, hc, clock)
+	videoBase := ""
+	if b := r.Base(platform.Bluesky); b != "" {
+		videoBase = b + "/video" // the simulator's video service
+	}
+	r.bluesky = bluesky.New(bluesky.Config{BaseURL: r.Base(platform.Bluesky), VideoBaseURL: videoBase, VideoPollInterval: poll, Media: media}, hc, clock)
 	r.adapters = map[platform.Name]adapter{
 		platform.X:         x.New(x.Config{BaseURL: r.Base(platform.X), Media: media}, hc, clock),
 		platform.LinkedIn:  linkedin.New(linkedin.Config{BaseURL: r.Base(platform.LinkedIn), MediaPollInterval: poll, Media: media}, hc, clock),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
 	"github.com/posse-dev/posse/infra/platformsim/simtest"
@@ -105,5 +106,21 @@ func TestLocalBase(t *testing.T) {
 		if got := registry.LocalBase(base); got != want {
 			t.Errorf("LocalBase(%q): got %v, want %v", base, got, want)
 		}
+	}
+}
+
+// TestSimulatorBlueskyVideo: with a simulator base URL the Bluesky video
+// service is the simulator's too (it was the real video.bsky.app, so a
+// video never published on the local stack), and the media is downloaded
+// from loopback because the simulator is there.
+func TestSimulatorBlueskyVideo(t *testing.T) {
+	t.Parallel()
+	const did = "did:plc:regvideo23456"
+	sim := simtest.Start(t, simtest.Options{Accounts: []platformsim.Account{{Platform: "bluesky", ID: did, Handle: "reg.test", AccessToken: "tok-reg"}}})
+	pub, _ := registry.New(registry.Config{BaseURL: sim.URL, HTTPClient: sim.Client(), MediaPollInterval: time.Millisecond}).Publisher(platform.Bluesky)
+	acct := platform.Account{ID: did, Handle: "reg.test", AccessToken: "tok-reg", BaseURL: sim.URL + "/bluesky"}
+	p := platform.Post{DeliveryID: "dlv-reg-video", Text: "film", Media: []platform.Media{{URL: sim.MediaURL("v.mp4"), Kind: platform.Video, AltText: "a film"}}}
+	if _, err := pub.Publish(context.Background(), acct, p, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a video through the registry's Bluesky adapter: %v", err)
 	}
 }

@@ -266,3 +266,15 @@ func TestUnexpectedAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestVideoStreamsIntoParts uploads a video of several upload parts,
+// streamed from the simulator's generated media; the simulator checks
+// each part's length against its instruction.
+func TestVideoStreamsIntoParts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, linkedin.Config{})
+	m := platform.Media{URL: e.sim.MediaURL("v.mp4") + "?bytes=9437191", Kind: platform.Video}
+	if _, err := e.ad.Publish(context.Background(), e.acct, platform.Post{Text: "long video", Media: []platform.Media{m}}, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a 9 MiB video: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	posseconfig "github.com/posse-dev/posse/shared/config"
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/oauth"
+	"github.com/posse-dev/posse/shared/outbound"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/site"
@@ -38,7 +39,10 @@ func buildConnections(ctx context.Context, cfg posseconfig.Config, awsCfg aws.Co
 	for name, c := range cfg.OAuthClients {
 		clients[platform.Name(name)] = oauth.Client{ID: c.ID, Secret: c.Secret}
 	}
-	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc})
+	// Mastodon instances are caller-chosen: the outbound policy, loopback
+	// only on the local stack.
+	instances := outbound.NewClient(outbound.Options{Timeout: 20 * time.Second, AllowLoopback: cfg.Env == "local"})
+	adapters := registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: hc, Instances: instances})
 	cs := connection.ServiceConfig{
 		Store:              connection.NewStore(db, cfg.Table),
 		Sealer:             sealer,

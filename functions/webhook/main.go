@@ -93,9 +93,9 @@ func build(ctx context.Context) (*handler, *slog.Logger, error) {
 		Queue: queues, QueueURL: cfg.WebhookQueueURL,
 		Waker: &wake.Waker{Queue: queues, QueueURL: cfg.WebhookQueueURL, QueueARN: cfg.WebhookQueueARN,
 			Scheduler: scheduler.NewFromConfig(b.AWS), ScheduleGroup: cfg.ScheduleGroup, RoleARN: cfg.SchedulerRoleARN, DLQARN: cfg.SchedulerDLQARN},
-		// Public addresses only, except on the local stack, whose endpoints
-		// (the simulator's receiver) listen on loopback.
-		HTTP:     outbound.NewClient(outbound.Options{Timeout: wc.Timeout, AllowPrivate: cfg.Env == "local"}),
+		// Public addresses only, and loopback on the local stack, whose
+		// endpoints (the simulator's receiver) listen on 127.0.0.1.
+		HTTP:     outbound.NewClient(outbound.Options{Timeout: wc.Timeout, AllowLoopback: cfg.Env == "local"}),
 		Schedule: wc.RetrySchedule, DisableAfter: wc.DisableAfter, Timeout: wc.Timeout, Concurrency: wc.Concurrency,
 		Metrics: b.Metrics, Logger: b.Log,
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/posse-dev/posse/shared/connection"
 	"github.com/posse-dev/posse/shared/engagement"
 	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/outbound"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/ratelimit"
@@ -32,7 +33,7 @@ func engagementReads(ctx context.Context, srv *moto.Server) ([]result, error) {
 	hs := httptest.NewServer(sim)
 	defer hs.Close()
 	sim.SetPublicURL(hs.URL)
-	reg := registry.New(registry.Config{BaseURL: hs.URL, HTTPClient: hs.Client()})
+	reg := registry.New(registry.Config{BaseURL: hs.URL, HTTPClient: hs.Client(), Instances: outbound.NewClient(outbound.Options{AllowLoopback: true})})
 	accts := map[platform.Name]platform.Account{}
 	created := time.Now().Add(-time.Hour)
 	ids := map[platform.Name][]string{}

@@ -386,12 +386,12 @@ func (s *Server) bskyUploadBlob(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, bskyMaxVideo+1))
-	if err != nil || len(body) == 0 {
+	body, size, err := readCounted(r.Body, bskyMaxVideo)
+	if err != nil || size == 0 {
 		bskyErr(w, http.StatusBadRequest, "InvalidRequest", "request body is empty")
 		return
 	}
-	if len(body) > bskyMaxVideo {
+	if size > bskyMaxVideo {
 		bskyErr(w, http.StatusBadRequest, "BlobTooLarge", "This file is too large")
 		return
 	}
@@ -404,7 +404,7 @@ func (s *Server) bskyUploadBlob(w http.ResponseWriter, r *http.Request) {
 		ct = http.DetectContentType(body)
 	}
 	s.count(bskyName, "upload_blob")
-	writeJSON(w, http.StatusOK, map[string]any{"blob": s.bskyStoreBlob(a.ID, ct, len(body))})
+	writeJSON(w, http.StatusOK, map[string]any{"blob": s.bskyStoreBlob(a.ID, ct, int(size))})
 }
 
 // bskyPost is the part of an app.bsky.feed.post record the simulator checks.
@@ -664,12 +664,12 @@ func (s *Server) bskyUploadVideo(w http.ResponseWriter, r *http.Request) {
 		bskyErr(w, http.StatusBadRequest, "InvalidRequest", "unsupported video type "+ct)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, bskyMaxVideo+1))
-	if err != nil || len(body) == 0 || len(body) > bskyMaxVideo {
+	_, size, err := readCounted(r.Body, bskyMaxVideo)
+	if err != nil || size == 0 || size > bskyMaxVideo {
 		bskyErr(w, http.StatusBadRequest, "InvalidRequest", "video is empty or too large")
 		return
 	}
-	job := &bskyJob{ID: randHex(8), DID: svc.DID, Blob: s.bskyStoreBlob(svc.DID, ct, len(body)),
+	job := &bskyJob{ID: randHex(8), DID: svc.DID, Blob: s.bskyStoreBlob(svc.DID, ct, int(size)),
 		Failed: s.takeFault(bskyName, FaultMediaFetch) != nil}
 	s.with(func(st map[string]any) { st["bluesky|job|"+job.ID] = job })
 	s.count(bskyName, "upload_video")

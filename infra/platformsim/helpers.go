@@ -166,3 +166,20 @@ func sniff(body []byte) string {
 	mt, _, _ := mime.ParseMediaType(ct)
 	return mt
 }
+
+// readCounted reads r to its end, or to max+1 bytes, keeping only the first
+// 512 (enough to sniff): the simulator accepts large uploads without
+// holding them.
+func readCounted(r io.Reader, max int64) (head []byte, n int64, err error) {
+	head = make([]byte, 512)
+	k, err := io.ReadFull(io.LimitReader(r, max+1), head)
+	head = head[:k]
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return head, int64(k), nil
+	}
+	if err != nil {
+		return head, int64(k), err
+	}
+	rest, err := io.Copy(io.Discard, io.LimitReader(r, max+1-int64(k)))
+	return head, int64(k) + rest, err
+}

@@ -10,7 +10,7 @@ package platformsim
 
 import (
 	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -619,7 +619,10 @@ func (s *Server) liUpload(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+	body, size, err := readCounted(r.Body, 64<<20)
+	if err == nil && size > 64<<20 {
+		err = errors.New("too large")
+	}
 	if err != nil {
 		liError(w, http.StatusBadRequest, 0, "", "Upload body could not be read")
 		return
@@ -647,7 +650,7 @@ func (s *Server) liUpload(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err != nil || part < 0 || part >= len(as.Parts):
 			problem = "unknown part"
-		case int64(len(body)) != as.Parts[part].Last-as.Parts[part].First+1:
+		case size != as.Parts[part].Last-as.Parts[part].First+1:
 			problem = "part size does not match the upload instructions"
 		default:
 			as.Parts[part].ETag = etag

@@ -506,7 +506,8 @@ func (s *Server) mastoUpload(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	if err := r.ParseMultipartForm(mastoVideoSizeLimit + 1<<20); err != nil {
+	// Files past 1 MiB spill to disk instead of memory.
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: File can't be blank")
 		return
 	}
@@ -516,7 +517,7 @@ func (s *Server) mastoUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	body, err := io.ReadAll(f)
+	body, size, err := readCounted(f, mastoVideoSizeLimit)
 	if err != nil {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: File could not be read")
 		return
@@ -535,7 +536,7 @@ func (s *Server) mastoUpload(w http.ResponseWriter, r *http.Request) {
 	if isVideo {
 		limit = mastoVideoSizeLimit
 	}
-	if int64(len(body)) > limit {
+	if size > limit {
 		mastoErr(w, http.StatusUnprocessableEntity, "Validation failed: File file size must be less than "+strconv.FormatInt(limit, 10)+" Bytes")
 		return
 	}

@@ -491,9 +491,14 @@ func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// maxGeneratedMedia bounds ?bytes= (X's 8 GB video cap).
+const maxGeneratedMedia = 8 << 30
+
 // handleMedia serves generated media so pull-from-URL flows have something
-// real to fetch: /_sim/media/<name>.jpg|.png|.mp4. A name starting with
-// "missing" answers 404.
+// real to fetch: /_sim/media/<name>.jpg|.png|.gif|.mp4. A name starting
+// with "missing" answers 404. ?bytes=N makes the file N bytes long,
+// generated as it is written, so a large video is served without being
+// held; ?unsized=1 leaves Content-Length out (a chunked answer).
 func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if len(name) >= 7 && name[:7] == "missing" {
@@ -501,9 +506,36 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct, body := mediaBytes(name)
+	size := int64(len(body))
+	if q := r.URL.Query().Get("bytes"); q != "" {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n < int64(len(body)) || n > maxGeneratedMedia {
+			http.Error(w, "bytes must be between 4096 and 8 GiB", http.StatusBadRequest)
+			return
+		}
+		size = n
+	}
 	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.URL.Query().Get("unsized") == "" {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
 	_, _ = w.Write(body)
+	// The rest repeats a 64 KiB block: the first bytes carry the magic
+	// number, the rest is filler.
+	block := make([]byte, 64<<10)
+	for i := range block {
+		block[i] = byte(i * 7)
+	}
+	for left := size - int64(len(body)); left > 0; {
+		n := min(left, int64(len(block)))
+		if _, err := w.Write(block[:n]); err != nil {
+			return
+		}
+		left -= n
+	}
 }
 
 // mediaBytes returns a small payload whose first bytes carry the right magic

@@ -535,15 +535,15 @@ func (s *Server) ttUpload(w http.ResponseWriter, r *http.Request) {
 			strconv.FormatInt(wantFirst, 10)+"-"+strconv.FormatInt(wantLast, 10)+"/"+strconv.FormatInt(p.VideoSize, 10))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, last-first+2))
-	if err != nil || int64(len(body)) != last-first+1 {
+	_, got, err := readCounted(r.Body, last-first+1)
+	if err != nil || got != last-first+1 {
 		ttErr(w, http.StatusBadRequest, "invalid_file_upload", "the body length does not match Content-Range")
 		return
 	}
 	final := false
 	s.with(func(map[string]any) {
 		p.NextChunk++
-		p.Received += int64(len(body))
+		p.Received += got
 		final = p.NextChunk == p.TotalChunks
 	})
 	if !final {

@@ -7,7 +7,6 @@ package platformsim
 
 import (
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -452,18 +451,19 @@ func xMediaJSON(m *xMedia) map[string]any {
 	return out
 }
 
-// xPart reads the "media" part of a multipart upload.
-func xPart(r *http.Request) ([]byte, bool) {
-	if err := r.ParseMultipartForm(64 << 20); err != nil {
-		return nil, false
+// xPart reads the "media" part of a multipart upload: its first bytes
+// (to sniff) and its size. Parts past 1 MiB spill to disk, not memory.
+func xPart(r *http.Request) ([]byte, int64, bool) {
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		return nil, 0, false
 	}
 	f, _, err := r.FormFile("media")
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
-	return b, err == nil
+	head, n, err := readCounted(f, xMaxVideoBytes)
+	return head, n, err == nil
 }
 
 func (s *Server) xUploadSimple(w http.ResponseWriter, r *http.Request) {
@@ -471,12 +471,12 @@ func (s *Server) xUploadSimple(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	b, ok := xPart(r)
+	b, size, ok := xPart(r)
 	if r.FormValue("command") != "" {
 		xInvalid(w, "The command parameter is not supported on this endpoint; use /2/media/upload/initialize, append and finalize.")
 		return
 	}
-	if !ok || len(b) == 0 {
+	if !ok || size == 0 {
 		xInvalid(w, "The media field is required (multipart/form-data).")
 		return
 	}
@@ -485,12 +485,12 @@ func (s *Server) xUploadSimple(w http.ResponseWriter, r *http.Request) {
 		xInvalid(w, "Invalid or Unsupported media.")
 		return
 	}
-	if int64(len(b)) > xMediaLimit(mt) {
+	if size > xMediaLimit(mt) {
 		xInvalid(w, "File size exceeds "+strconv.FormatInt(xMediaLimit(mt), 10)+" bytes.")
 		return
 	}
 	m := &xMedia{ID: randDigits(19), Owner: a.ID, Type: mt, Category: r.FormValue("media_category"),
-		Total: int64(len(b)), Finalized: true}
+		Total: size, Finalized: true}
 	s.with(func(st map[string]any) { st["x|media|"+m.ID] = m })
 	writeJSON(w, http.StatusOK, map[string]any{"data": xMediaJSON(m)})
 }
@@ -551,7 +551,7 @@ func (s *Server) xUploadAppend(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	b, ok := xPart(r)
+	_, size, ok := xPart(r)
 	idx, err := strconv.Atoi(r.FormValue("segment_index"))
 	if !ok || err != nil || idx < 0 || idx > 999 {
 		xInvalid(w, "media (multipart) and segment_index (0-999) are required.")
@@ -561,7 +561,7 @@ func (s *Server) xUploadAppend(w http.ResponseWriter, r *http.Request) {
 	s.with(func(map[string]any) {
 		finalized = m.Finalized
 		if !finalized {
-			m.Segments[idx] = int64(len(b))
+			m.Segments[idx] = size
 		}
 	})
 	if finalized {

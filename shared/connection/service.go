@@ -9,13 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/oauth"
+	"github.com/posse-dev/posse/shared/outbound"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/bluesky"
 	"github.com/posse-dev/posse/shared/site"
@@ -60,12 +61,17 @@ type ServiceConfig struct {
 	// PublicURL is the API's public base URL for OAuth redirect URIs; when
 	// empty, the base the authorize request came to is used.
 	PublicURL string
-	// AllowHTTPInstances accepts http:// Mastodon instances (the local
-	// stack); otherwise only https.
+	// AllowHTTPInstances accepts http:// Mastodon instances and instances
+	// on loopback (the local stack, whose simulator is on 127.0.0.1);
+	// otherwise only https on public addresses.
 	AllowHTTPInstances bool
-	Logger             *slog.Logger
-	Now                func() time.Time
-	Rand               io.Reader
+	// Resolver resolves an instance's host name for the check before the
+	// token is sent (net.DefaultResolver when nil). Tests give one that
+	// maps names to private addresses.
+	Resolver outbound.Resolver
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
 }
 
 // Service is the api function's side of connections: it starts and
@@ -549,13 +555,28 @@ func (s *Service) connectMastodon(ctx context.Context, siteID string, m ManualRe
 	if idf == nil {
 		return Connection{}, apperr.New(apperr.KindUnprocessable, "platform_not_configured", "platform not configured: mastodon")
 	}
-	host := instance
+	host, hostname := instance, instance
 	if u, err := url.Parse(instance); err == nil {
-		host = u.Host
+		host, hostname = u.Host, u.Hostname()
+	}
+	// The instance is the caller's choice: refuse a name that resolves to
+	// an address the outbound policy refuses before the token is sent to
+	// it. The Identifier's client checks again at dial time, so a name
+	// rebound after this check is refused there.
+	policy := outbound.Policy{AllowLoopback: s.cfg.AllowHTTPInstances}
+	if err := policy.CheckHost(ctx, s.cfg.Resolver, hostname); err != nil {
+		if b, ok := outbound.Blocked(err); ok {
+			return Connection{}, notPublic(host, b)
+		}
+		// A name that does not resolve: WhoAmI below reports it as
+		// unreachable.
 	}
 	token := strings.TrimSpace(m.AccessToken)
 	id, err := idf.WhoAmI(ctx, platform.Account{AccessToken: token, BaseURL: instance})
 	if err != nil {
+		if b, ok := outbound.Blocked(err); ok {
+			return Connection{}, notPublic(host, b)
+		}
 		e, typed := apperr.As(err)
 		switch {
 		case typed && e.Code == "mastodon.instance_unreachable":
@@ -577,6 +598,14 @@ func (s *Service) connectMastodon(ctx context.Context, siteID string, m ManualRe
 	return s.store(ctx, siteID, platform.Mastodon, id, creds)
 }
 
+// notPublic is the 422 of an instance whose name resolves to an address
+// the outbound policy refuses; it names the class, not the address.
+func notPublic(host string, b *outbound.BlockedError) error {
+	return apperr.Unprocessable("mastodon.instance_not_public",
+		fmt.Sprintf("the Mastodon instance %s resolves to an address that is not public (%s)", host, b.Reason),
+		[]apperr.Problem{{Field: "instanceUrl", Message: "resolves to an address that is not public (" + b.Reason + ")"}})
+}
+
 // instanceURL normalises a Mastodon instance URL ("mastodon.social" or
 // "https://mastodon.social/") and says what is wrong with it.
 func (s *Service) instanceURL(raw string) (string, string) {
@@ -596,7 +625,7 @@ func (s *Service) instanceURL(raw string) (string, string) {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return "", "must be the instance's base URL, without credentials, query or fragment"
 	}
-	if ip := net.ParseIP(u.Hostname()); ip != nil && !s.cfg.AllowHTTPInstances && (ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()) {
+	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && (outbound.Policy{AllowLoopback: s.cfg.AllowHTTPInstances}).Check(ip) != nil {
 		return "", "must be a public instance"
 	}
 	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), ""

@@ -8,11 +8,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +27,9 @@ import (
 
 	"github.com/posse-dev/posse/shared/apperr"
 	"github.com/posse-dev/posse/shared/oauth"
+	"github.com/posse-dev/posse/shared/outbound"
 	"github.com/posse-dev/posse/shared/platform"
+	"github.com/posse-dev/posse/shared/platform/mastodon"
 	"github.com/posse-dev/posse/shared/site"
 	"github.com/posse-dev/posse/shared/vault"
 )
@@ -341,6 +348,8 @@ func TestConnectValidation(t *testing.T) {
 		{"mastodon empty", ManualRequest{Platform: platform.Mastodon}, apperr.KindInvalid, []string{"instanceUrl", "accessToken"}},
 		{"mastodon http", ManualRequest{Platform: platform.Mastodon, InstanceURL: "http://mastodon.social", AccessToken: "t"}, apperr.KindInvalid, []string{"instanceUrl"}},
 		{"mastodon private ip", ManualRequest{Platform: platform.Mastodon, InstanceURL: "https://10.0.0.1", AccessToken: "t"}, apperr.KindInvalid, []string{"instanceUrl"}},
+		{"mastodon metadata ip", ManualRequest{Platform: platform.Mastodon, InstanceURL: "https://[fd00:ec2::254]", AccessToken: "t"}, apperr.KindInvalid, []string{"instanceUrl"}},
+		{"mastodon cgnat ip", ManualRequest{Platform: platform.Mastodon, InstanceURL: "https://100.64.0.1", AccessToken: "t"}, apperr.KindInvalid, []string{"instanceUrl"}},
 		{"mastodon query", ManualRequest{Platform: platform.Mastodon, InstanceURL: "https://m.example/?a=b", AccessToken: "t"}, apperr.KindInvalid, []string{"instanceUrl"}},
 		{"mastodon without adapter", ManualRequest{Platform: platform.Mastodon, InstanceURL: "m.example", AccessToken: "t"}, apperr.KindUnprocessable, nil},
 		{"bluesky without adapter", ManualRequest{Platform: platform.Bluesky, Handle: "a.bsky.social", AppPassword: "p"}, apperr.KindUnprocessable, nil},
@@ -505,5 +514,75 @@ func TestLogErr(t *testing.T) {
 	}
 	if logErr(nil) != "" {
 		t.Error("logErr(nil): want empty")
+	}
+}
+
+// instanceNames maps instance host names to addresses, as an attacker's
+// DNS could.
+type instanceNames map[string][]netip.Addr
+
+func (r instanceNames) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestConnectMastodonRefusesInstancesThatAreNotPublic: a host name that
+// resolves to a private, link-local (metadata) or CGNAT address is a 422
+// on instanceUrl, and the token never leaves: the instance (a real server
+// on loopback, which the names point at through the dial) is never hit.
+func TestConnectMastodonRefusesInstancesThatAreNotPublic(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"id":"1","username":"a","acct":"a"}`))
+	}))
+	defer srv.Close()
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	checked := instanceNames{
+		"evil.example":     {netip.MustParseAddr("10.0.0.5")},
+		"metadata.example": {netip.MustParseAddr("169.254.169.254")},
+		"cgnat.example":    {netip.MustParseAddr("100.64.3.4")},
+		"loop.example":     {netip.MustParseAddr("127.0.0.1")},
+		// Public when checked, loopback when dialled: DNS rebinding.
+		"rebind.example": {netip.MustParseAddr("93.184.215.14")},
+	}
+	dialled := instanceNames{}
+	for k, v := range checked {
+		dialled[k] = v
+	}
+	dialled["rebind.example"] = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	for _, local := range []bool{false, true} {
+		ad := mastodon.New(mastodon.Config{}, outbound.NewClient(outbound.Options{Resolver: dialled, AllowLoopback: false}), nil)
+		svc, err := NewService(ServiceConfig{
+			Store: NewStore(newFakeDB(), "t"), Sealer: fakeSealer{}, OAuth: oauth.New(oauth.Config{}),
+			Sites: fakeSites{"site_a": {ID: "site_a"}}, Identifiers: map[platform.Name]platform.Identifier{platform.Mastodon: ad},
+			AllowHTTPInstances: local, Resolver: checked,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts := []string{"evil.example", "metadata.example", "cgnat.example", "rebind.example"}
+		if !local {
+			hosts = append(hosts, "loop.example")
+		}
+		for _, h := range hosts {
+			scheme := "https://"
+			if local {
+				scheme = "http://"
+			}
+			_, err := svc.Connect(context.Background(), "site_a", ManualRequest{Platform: platform.Mastodon,
+				InstanceURL: scheme + net.JoinHostPort(h, port), AccessToken: "tok-secret"})
+			e, ok := apperr.As(err)
+			if !ok || e.Kind != apperr.KindUnprocessable || e.Code != "mastodon.instance_not_public" ||
+				len(e.Problems) != 1 || e.Problems[0].Field != "instanceUrl" {
+				t.Errorf("local=%v %s: got %v, want a 422 mastodon.instance_not_public on instanceUrl", local, h, err)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the instance was reached %d times, want 0", n)
 	}
 }

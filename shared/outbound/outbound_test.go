@@ -3,12 +3,14 @@ package outbound_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,3 +137,250 @@ func TestClientTimesOut(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestCheckNamesTheMetadataServices(t *testing.T) {
+	t.Parallel()
+	for _, a := range []string{"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "::ffff:169.254.169.254"} {
+		b, ok := outbound.Blocked(outbound.Check(netip.MustParseAddr(a)))
+		if !ok || b.Reason != "the instance metadata service" {
+			t.Errorf("Check(%s): got %+v, want refused as the instance metadata service", a, b)
+		}
+	}
+}
+
+func TestPolicyAllowsLoopbackOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	local := outbound.Policy{AllowLoopback: true}
+	for _, tc := range []struct {
+		addr          string
+		strict, local bool // refused
+	}{
+		{"127.0.0.1", true, false}, {"::1", true, false}, {"::ffff:127.0.0.1", true, false},
+		{"10.0.0.5", true, true}, {"169.254.169.254", true, true}, {"fd00:ec2::254", true, true},
+		{"100.64.0.1", true, true}, {"fc00::1", true, true}, {"0.0.0.0", true, true}, {"224.0.0.1", true, true},
+		{"1.1.1.1", false, false},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		if got := (outbound.Policy{}).Check(a) != nil; got != tc.strict {
+			t.Errorf("strict Check(%s): got refused=%v, want %v", a, got, tc.strict)
+		}
+		if got := local.Check(a) != nil; got != tc.local {
+			t.Errorf("local Check(%s): got refused=%v, want %v", a, got, tc.local)
+		}
+	}
+}
+
+func TestCheckHostResolvesBeforeAnswering(t *testing.T) {
+	t.Parallel()
+	res := resolver{
+		"evil.example":     {netip.MustParseAddr("10.0.0.5")},
+		"metadata.example": {netip.MustParseAddr("169.254.169.254")},
+		"half.example":     {netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("192.168.0.1")},
+		"public.example":   {netip.MustParseAddr("93.184.215.14")},
+		"loop.example":     {netip.MustParseAddr("127.0.0.1")},
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		host    string
+		p       outbound.Policy
+		blocked bool
+	}{
+		{"evil.example", outbound.Policy{}, true}, {"metadata.example", outbound.Policy{}, true},
+		{"half.example", outbound.Policy{}, true}, {"loop.example", outbound.Policy{}, true},
+		{"10.0.0.5", outbound.Policy{}, true}, {"evil.example", outbound.Policy{AllowLoopback: true}, true},
+		{"public.example", outbound.Policy{}, false}, {"loop.example", outbound.Policy{AllowLoopback: true}, false},
+	} {
+		err := tc.p.CheckHost(ctx, res, tc.host)
+		if _, ok := outbound.Blocked(err); ok != tc.blocked || (!tc.blocked && err != nil) {
+			t.Errorf("CheckHost(%s, %+v): got %v, want blocked=%v", tc.host, tc.p, err, tc.blocked)
+		}
+	}
+	if err := (outbound.Policy{}).CheckHost(ctx, res, "nowhere.example"); err == nil {
+		t.Error("CheckHost(nowhere.example): got nil, want a resolution error")
+	} else if _, ok := outbound.Blocked(err); ok {
+		t.Errorf("CheckHost(nowhere.example): got %v, want an error that is not a refusal", err)
+	}
+}
+
+func TestClientAllowLoopbackStillRefusesPrivateNames(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	port := itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	res := resolver{"sim.example": {netip.MustParseAddr("127.0.0.1")}, "private.example": {netip.MustParseAddr("10.0.0.5")},
+		"metadata.example": {netip.MustParseAddr("169.254.169.254")}}
+	c := outbound.NewClient(outbound.Options{Timeout: time.Second, AllowLoopback: true, Resolver: res})
+	resp, err := c.Get("http://" + net.JoinHostPort("sim.example", port) + "/")
+	if err != nil {
+		t.Fatalf("GET loopback name with AllowLoopback: %v", err)
+	}
+	resp.Body.Close()
+	for _, h := range []string{"private.example", "metadata.example"} {
+		_, err := c.Get("http://" + net.JoinHostPort(h, port) + "/")
+		if _, ok := outbound.Blocked(err); !ok {
+			t.Errorf("GET %s with AllowLoopback: got %v, want a refusal", h, err)
+		}
+	}
+	// The default resolver path (no Resolver) checks too.
+	strict := outbound.NewClient(outbound.Options{Timeout: time.Second})
+	if _, err := strict.Get("http://" + net.JoinHostPort("localhost", port) + "/"); err == nil {
+		t.Error("GET localhost with the default resolver: got through, want a refusal")
+	} else if _, ok := outbound.Blocked(err); !ok {
+		t.Errorf("GET localhost with the default resolver: got %v, want a refusal", err)
+	}
+}
+
+func TestClientRedirects(t *testing.T) {
+	t.Parallel()
+	var hits atomicCount
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hop/{n}", func(w http.ResponseWriter, r *http.Request) {
+		hits.add()
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		if n == 0 {
+			_, _ = w.Write([]byte("arrived"))
+			return
+		}
+		http.Redirect(w, r, "/hop/"+itoa(n-1), http.StatusFound)
+	})
+	mux.HandleFunc("/to-private", func(w http.ResponseWriter, r *http.Request) {
+		hits.add()
+		http.Redirect(w, r, "http://"+net.JoinHostPort("private.example", r.URL.Query().Get("port"))+"/hop/0", http.StatusFound)
+	})
+	mux.HandleFunc("/to-metadata", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	port := itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	res := resolver{"media.example": {netip.MustParseAddr("127.0.0.1")}, "private.example": {netip.MustParseAddr("10.0.0.5")}}
+	c := outbound.NewClient(outbound.Options{Timeout: 2 * time.Second, AllowLoopback: true, Redirects: 3, Resolver: res})
+	base := "http://" + net.JoinHostPort("media.example", port)
+
+	resp, err := c.Get(base + "/hop/3")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("three redirects: got %v %v, want 200", resp, err)
+	}
+	resp.Body.Close()
+	hits.reset()
+	if _, err := c.Get(base + "/hop/4"); !errors.Is(err, outbound.ErrTooManyRedirects) {
+		t.Errorf("four redirects: got %v, want ErrTooManyRedirects", err)
+	}
+	if n := hits.get(); n != 4 {
+		t.Errorf("four redirects: the server saw %d requests, want 4 (the fifth is never sent)", n)
+	}
+	hits.reset()
+	_, err = c.Get(base + "/to-private?port=" + port)
+	if _, ok := outbound.Blocked(err); !ok {
+		t.Errorf("redirect to a name resolving to 10.0.0.5: got %v, want a refusal", err)
+	}
+	if n := hits.get(); n != 1 {
+		t.Errorf("redirect to a private name: the server saw %d requests, want 1 (the redirect's target is never reached)", n)
+	}
+	_, err = c.Get(base + "/to-metadata")
+	if b, ok := outbound.Blocked(err); !ok || b.Reason != "the instance metadata service" {
+		t.Errorf("redirect to the metadata service: got %v, want a refusal naming it", err)
+	}
+	// Asked for more than MaxRedirects, a client still stops at three.
+	many := outbound.NewClient(outbound.Options{Timeout: 2 * time.Second, AllowLoopback: true, Redirects: 10, Resolver: res})
+	if _, err := many.Get(base + "/hop/4"); !errors.Is(err, outbound.ErrTooManyRedirects) {
+		t.Errorf("Redirects: 10, four redirects: got %v, want ErrTooManyRedirects", err)
+	}
+}
+
+func TestLimitBodyStopsWhileStreaming(t *testing.T) {
+	t.Parallel()
+	const max = 1 << 20
+	var sent atomicCount
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/declared" {
+			w.Header().Set("Content-Length", itoa(64<<20))
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		// An endless body with no Content-Length.
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			sent.addN(len(buf))
+			if sent.get() > 256<<20 {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c := outbound.NewClient(outbound.Options{AllowPrivate: true, Stream: true})
+
+	resp, err := c.Get(srv.URL + "/declared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbound.LimitBody(resp, max); !isTooLarge(err) {
+		t.Errorf("declared 64 MiB over a 1 MiB cap: got %v, want a *TooLargeError before reading", err)
+	}
+	resp.Body.Close()
+
+	resp, err = c.Get(srv.URL + "/endless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := outbound.LimitBody(resp, max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, body)
+	body.Close()
+	if !isTooLarge(err) || n != max {
+		t.Errorf("endless body: got %d bytes and %v, want %d bytes then a *TooLargeError", n, err, max)
+	}
+	if s := sent.get(); s > 64<<20 {
+		t.Errorf("the server sent %d bytes before the reader stopped, want the read to stop near the cap", s)
+	}
+
+	// A body of exactly the cap is read whole.
+	exact := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(make([]byte, 1000)) }))
+	defer exact.Close()
+	resp, err = c.Get(exact.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = outbound.LimitBody(resp, 1000)
+	if n, err := io.Copy(io.Discard, body); n != 1000 || err != nil {
+		t.Errorf("body of exactly the cap: got %d, %v, want 1000, nil", n, err)
+	}
+	body.Close()
+}
+
+func TestStreamClientHasNoWholeRequestTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		time.Sleep(400 * time.Millisecond)
+		_, _ = w.Write([]byte("late"))
+	}))
+	defer srv.Close()
+	c := outbound.NewClient(outbound.Options{AllowPrivate: true, Stream: true, Timeout: 100 * time.Millisecond})
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "late" {
+		t.Errorf("Stream: got %q, %v, want the body that arrives after the timeout", b, err)
+	}
+}
+
+func isTooLarge(err error) bool {
+	var tl *outbound.TooLargeError
+	return errors.As(err, &tl)
+}
+
+type atomicCount struct{ n atomic.Int64 }
+
+func (c *atomicCount) add()       { c.n.Add(1) }
+func (c *atomicCount) addN(n int) { c.n.Add(int64(n)) }
+func (c *atomicCount) get() int64 { return c.n.Load() }
+func (c *atomicCount) reset()     { c.n.Store(0) }

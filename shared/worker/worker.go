@@ -31,6 +31,8 @@ import (
 	"github.com/posse-dev/posse/shared/ledger"
 	"github.com/posse-dev/posse/shared/logging"
 	"github.com/posse-dev/posse/shared/metrics"
+	"github.com/posse-dev/posse/shared/outbound"
+	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/registry"
 	"github.com/posse-dev/posse/shared/ratelimit"
 	"github.com/posse-dev/posse/shared/stats"
@@ -124,7 +126,11 @@ func New(ctx context.Context, getenv func(string) string, o Options) (*Worker, e
 		timeout = 20 * time.Second
 	}
 	w := &Worker{Config: cfg, Dispatch: dc, Log: log, Metrics: b.Metrics, AWS: awsCfg, DB: b.DB, HTTP: &http.Client{Timeout: timeout}}
-	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP})
+	// Media URLs and Mastodon instances are caller-chosen: the outbound
+	// policy, with loopback only on the local stack (the simulator).
+	local := cfg.Env == "local"
+	w.Adapters = registry.New(registry.Config{BaseURL: cfg.PlatformBaseURL, FederatedBaseURL: cfg.FederatedBaseURL, MediaPollInterval: cfg.MediaPollInterval, HTTPClient: w.HTTP,
+		Media: platform.MediaClient(local), Instances: outbound.NewClient(outbound.Options{Timeout: timeout, AllowLoopback: local})})
 	if w.Refresher, err = connection.RefresherFor(cfg, w.DB, v, w.Adapters, w.HTTP, w.Metrics, log); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,11 @@ func Start(t testing.TB, opts Options) *Sim {
 // Client is a client for the server.
 func (s *Sim) Client() *http.Client { return s.srv.Client() }
 
+// MediaClient is the client adapters download media with on the local
+// stack: the outbound policy with loopback allowed (the simulator listens
+// on 127.0.0.1), every other refused class still refused.
+func (s *Sim) MediaClient() *http.Client { return platform.MediaClient(true) }
+
 // NoRedirectClient is a client for the server that does not follow
 // redirects, so tests can read them (OAuth authorize pages).
 func (s *Sim) NoRedirectClient() *http.Client {

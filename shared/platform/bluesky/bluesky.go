@@ -60,6 +60,9 @@ type Config struct {
 	// DefaultRetryAfter is the wait after a 429 without rate-limit headers
 	// (default 1 min).
 	DefaultRetryAfter time.Duration
+	// Media downloads media URLs, which the CMS chose (default
+	// platform.MediaClient: public addresses only).
+	Media *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -73,6 +76,9 @@ func (c Config) withDefaults() Config {
 	platform.DefaultPositive(&c.VideoPollInterval, 2*time.Second)
 	platform.DefaultPositive(&c.VideoPollTimeout, 5*time.Minute)
 	platform.DefaultPositive(&c.DefaultRetryAfter, time.Minute)
+	if c.Media == nil {
+		c.Media = platform.MediaClient(false)
+	}
 	return c
 }
 

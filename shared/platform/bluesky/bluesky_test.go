@@ -36,7 +36,7 @@ func newEnv(t *testing.T) *env {
 		{Platform: "bluesky", ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", Password: alicePass},
 		{Platform: "bluesky", ID: "did:plc:bob234567", Handle: "bob.test"},
 	}})
-	ad := bluesky.New(bluesky.Config{BaseURL: sim.URL + "/bluesky", VideoBaseURL: sim.URL + "/bluesky/video", VideoPollInterval: time.Millisecond}, sim.Client(), c)
+	ad := bluesky.New(bluesky.Config{BaseURL: sim.URL + "/bluesky", VideoBaseURL: sim.URL + "/bluesky/video", VideoPollInterval: time.Millisecond, Media: sim.MediaClient()}, sim.Client(), c)
 	return &env{sim: sim, ad: ad, clock: c,
 		acct: platform.Account{ID: aliceDID, Handle: "alice.test", AccessToken: "tok-alice", BaseURL: sim.URL + "/bluesky"}}
 }
@@ -384,5 +384,16 @@ func TestLoginIsLimitedToTenADay(t *testing.T) {
 	dayEnd := t0.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	if want := dayEnd.Sub(t0); ae.RetryAfter < want-time.Second || ae.RetryAfter > want+time.Second {
 		t.Errorf("eleventh login: RetryAfter %v, want about %v (the day's reset)", ae.RetryAfter, want)
+	}
+}
+
+// TestVideoStreamsFromItsURL uploads a video larger than any buffer,
+// streamed from the simulator's generated media into the video service.
+func TestVideoStreamsFromItsURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := platform.Media{URL: e.sim.MediaURL("v.mp4") + "?bytes=20000017", Kind: platform.Video, AltText: "big"}
+	if _, err := e.ad.Publish(context.Background(), e.acct, platform.Post{DeliveryID: "dlv-big", Text: "big film", Media: []platform.Media{m}}, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a 20 MB video: %v", err)
 	}
 }

@@ -172,23 +172,32 @@ func (a *Adapter) embed(ctx context.Context, base string, acct platform.Account,
 
 // fetch downloads media item i, labelling errors with its position.
 func (a *Adapter) fetch(ctx context.Context, i int, m platform.Media, max int64) ([]byte, string, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.cfg.Media, m, max)
 	if err != nil {
-		if e, ok := apperr.As(err); ok {
-			e.Platform = "bluesky"
-			e.Message = fmt.Sprintf("media[%d]: %s", i, e.Message)
-		}
-		return nil, "", err
+		return nil, "", labelMedia(err, i)
 	}
 	return data, ct, nil
 }
 
-// uploadVideo runs the video service flow and returns the processed blob.
-func (a *Adapter) uploadVideo(ctx context.Context, base string, acct platform.Account, m platform.Media, name string) (json.RawMessage, error) {
-	data, ct, err := a.fetch(ctx, 0, m, a.cfg.MaxVideoBytes)
-	if err != nil {
-		return nil, err
+// labelMedia names media item i in a download error.
+func labelMedia(err error, i int) error {
+	if e, ok := apperr.As(err); ok {
+		e.Platform = "bluesky"
+		e.Message = fmt.Sprintf("media[%d]: %s", i, e.Message)
 	}
+	return err
+}
+
+// uploadVideo runs the video service flow and returns the processed blob.
+// The video streams from its URL into the upload (one request, read as it
+// is sent), so it is never held whole.
+func (a *Adapter) uploadVideo(ctx context.Context, base string, acct platform.Account, m platform.Media, name string) (json.RawMessage, error) {
+	src, err := platform.OpenMedia(ctx, a.cfg.Media, m, a.cfg.MaxVideoBytes)
+	if err != nil {
+		return nil, labelMedia(err, 0)
+	}
+	defer src.Close()
+	ct := src.ContentType
 	aud := "did:web:"
 	if u, err := url.Parse(base); err == nil {
 		aud += strings.ReplaceAll(u.Host, ":", "%3A")
@@ -217,9 +226,9 @@ func (a *Adapter) uploadVideo(ctx context.Context, base string, acct platform.Ac
 	what = "upload video"
 	q = url.Values{"did": {acct.ID}, "name": {name + ".mp4"}}
 	resp, err = a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: a.cfg.VideoBaseURL + "/xrpc/app.bsky.video.uploadVideo?" + q.Encode(),
-		Token: svc.Token, Body: data, ContentType: ct, What: what})
+		Token: svc.Token, Stream: src, Length: src.Size, ContentType: ct, What: what})
 	if err != nil {
-		return nil, err
+		return nil, labelMedia(src.Cause(err), 0)
 	}
 	job, jerr := decodeJob(resp.Body)
 	// The service answers 409 with the existing job for a video it has seen.

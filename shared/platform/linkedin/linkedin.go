@@ -14,10 +14,12 @@
 package linkedin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -54,8 +56,8 @@ type Config struct {
 	MaxImages int
 	// MaxImageBytes caps images (default 8 MiB; 5-8 MB is quoted, unverified).
 	MaxImageBytes int64
-	// MaxVideoBytes caps videos (default 500 MiB; unverified, and the
-	// adapter holds media in memory while it uploads).
+	// MaxVideoBytes caps videos (default 500 MiB; unverified). Videos
+	// stream from their URL one part at a time.
 	MaxVideoBytes int64
 	// MediaPollInterval is the wait between image/video status reads (default 2 s).
 	MediaPollInterval time.Duration
@@ -68,6 +70,9 @@ type Config struct {
 	// select developers; an organization's posts need
 	// r_organization_social instead; unverified which one a given app has).
 	ReadScopes []string
+	// Media downloads media URLs, which the CMS chose (default
+	// platform.MediaClient: public addresses only).
+	Media *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +87,9 @@ func (c Config) withDefaults() Config {
 	platform.Default(&c.HTTPTimeout, 60*time.Second)
 	if len(c.ReadScopes) == 0 {
 		c.ReadScopes = []string{"r_member_social"}
+	}
+	if c.Media == nil {
+		c.Media = platform.MediaClient(false)
 	}
 	return c
 }
@@ -311,9 +319,9 @@ func (a *Adapter) content(ctx context.Context, acct platform.Account, author str
 	return map[string]any{"multiImage": map[string]any{"images": images}}, nil
 }
 
-// fetch downloads m and checks its type.
+// fetch downloads m whole (images) and checks its type.
 func (a *Adapter) fetch(ctx context.Context, m platform.Media, types []string, max int64) ([]byte, string, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
+	data, ct, err := platform.FetchMedia(ctx, a.cfg.Media, m, max)
 	if err != nil {
 		return nil, "", err
 	}
@@ -349,13 +357,19 @@ func (a *Adapter) uploadImage(ctx context.Context, acct platform.Account, author
 	return out.Value.Image, a.waitAvailable(ctx, acct, "/rest/images/", out.Value.Image)
 }
 
+// uploadVideo streams the video from its URL into the parts LinkedIn's
+// upload instructions name, in order: one part in flight, none held.
 func (a *Adapter) uploadVideo(ctx context.Context, acct platform.Account, author string, m platform.Media) (string, error) {
-	data, _, err := a.fetch(ctx, m, videoTypes, a.cfg.MaxVideoBytes)
+	src, err := platform.OpenMedia(ctx, a.cfg.Media, m, a.cfg.MaxVideoBytes)
 	if err != nil {
 		return "", err
 	}
+	defer src.Close()
+	if mt, _, _ := mime.ParseMediaType(src.ContentType); !slices.Contains(videoTypes, mt) {
+		return "", errs.New(apperr.KindPermanent, "linkedin.media_type", "LinkedIn does not accept media of type "+mt)
+	}
 	init, _ := json.Marshal(map[string]any{"initializeUploadRequest": map[string]any{
-		"owner": author, "fileSizeBytes": len(data), "uploadCaptions": false, "uploadThumbnail": false}})
+		"owner": author, "fileSizeBytes": src.Size, "uploadCaptions": false, "uploadThumbnail": false}})
 	var out struct {
 		Value struct {
 			Video        string `json:"video"`
@@ -375,17 +389,34 @@ func (a *Adapter) uploadVideo(ctx context.Context, acct platform.Account, author
 	if v.Video == "" || len(v.Instructions) == 0 {
 		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no video or uploadInstructions"))
 	}
-	etags := make([]string, 0, len(v.Instructions))
-	for _, in := range v.Instructions {
-		if in.FirstByte < 0 || in.LastByte < in.FirstByte || in.LastByte >= int64(len(data)) {
-			return "", errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("upload instruction %d-%d is outside the file", in.FirstByte, in.LastByte))
+	// The parts are read from the stream in file order, so they must tile
+	// the file; the ETags go back in the instructions' order.
+	order := make([]int, len(v.Instructions))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(v.Instructions[x].FirstByte, v.Instructions[y].FirstByte) })
+	next := int64(0)
+	for _, i := range order {
+		in := v.Instructions[i]
+		if in.FirstByte != next || in.LastByte < in.FirstByte || in.LastByte >= src.Size {
+			return "", errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("upload instruction %d-%d does not continue the file at byte %d", in.FirstByte, in.LastByte, next))
 		}
-		h, err := a.do(ctx, request{method: http.MethodPut, url: in.UploadURL, body: data[in.FirstByte : in.LastByte+1],
+		next = in.LastByte + 1
+	}
+	if next != src.Size {
+		return "", errs.Unexpected(http.StatusOK, nil, false, fmt.Errorf("upload instructions end at byte %d of %d", next, src.Size))
+	}
+	etags := make([]string, len(v.Instructions))
+	for _, i := range order {
+		in := v.Instructions[i]
+		n := in.LastByte - in.FirstByte + 1
+		h, err := a.do(ctx, request{method: http.MethodPut, url: in.UploadURL, stream: src.Next(n), length: n,
 			contentType: "application/octet-stream", token: acct.AccessToken}, nil)
 		if err != nil {
-			return "", err
+			return "", src.Cause(err)
 		}
-		etags = append(etags, h.Get("ETag"))
+		etags[i] = h.Get("ETag")
 	}
 	fin, _ := json.Marshal(map[string]any{"finalizeUploadRequest": map[string]any{
 		"video": v.Video, "uploadToken": v.UploadToken, "uploadedPartIds": etags}})
@@ -462,6 +493,8 @@ type request struct {
 	method, path string
 	url          string // absolute upload URL; overrides path
 	body         []byte
+	stream       io.Reader // sent instead of body, with Content-Length length
+	length       int64
 	contentType  string
 	token        string
 	final        bool // the publishing write: failures after sending are ambiguous
@@ -470,7 +503,7 @@ type request struct {
 // do sends r, decodes a 2xx JSON answer into out when out is not nil, and
 // returns the answer's headers.
 func (a *Adapter) do(ctx context.Context, r request, out any) (http.Header, error) {
-	rq := platformhttp.Request{Method: r.method, URL: r.url, Token: r.token, Body: r.body, ContentType: r.contentType, Final: r.final}
+	rq := platformhttp.Request{Method: r.method, URL: r.url, Token: r.token, Body: r.body, Stream: r.stream, Length: r.length, ContentType: r.contentType, Final: r.final}
 	if r.url == "" {
 		rq.URL = a.cfg.BaseURL + r.path
 		rq.Header = map[string]string{"LinkedIn-Version": a.cfg.Version, "X-Restli-Protocol-Version": "2.0.0"}

@@ -32,6 +32,7 @@ func newEnv(t *testing.T, cfg linkedin.Config) *env {
 	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
 		Accounts: []platformsim.Account{{Platform: "linkedin", ID: author, Handle: "Ada Lovelace", AccessToken: "tok-li"}}})
 	cfg.BaseURL = sim.URL + "/linkedin"
+	cfg.Media = sim.MediaClient()
 	return &env{sim: sim, ad: linkedin.New(cfg, sim.Client(), clock), clock: clock,
 		acct: platform.Account{ID: author, AccessToken: "tok-li"}}
 }
@@ -263,5 +264,17 @@ func TestUnexpectedAnswers(t *testing.T) {
 			_, err = ad.WhoAmI(context.Background(), acct)
 			simtest.WantErr(t, err, tc.whoamiKind, "")
 		})
+	}
+}
+
+// TestVideoStreamsIntoParts uploads a video of several upload parts,
+// streamed from the simulator's generated media; the simulator checks
+// each part's length against its instruction.
+func TestVideoStreamsIntoParts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, linkedin.Config{})
+	m := platform.Media{URL: e.sim.MediaURL("v.mp4") + "?bytes=9437191", Kind: platform.Video}
+	if _, err := e.ad.Publish(context.Background(), e.acct, platform.Post{Text: "long video", Media: []platform.Media{m}}, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a 9 MiB video: %v", err)
 	}
 }

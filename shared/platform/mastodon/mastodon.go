@@ -11,13 +11,10 @@
 package mastodon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"path"
 	"slices"
@@ -73,6 +70,9 @@ type Config struct {
 	// DefaultRetryAfter is the wait after a 429 without a usable
 	// X-RateLimit-Reset (default 5 min, the length of the request window).
 	DefaultRetryAfter time.Duration
+	// Media downloads media URLs, which the CMS chose (default
+	// platform.MediaClient: public addresses only).
+	Media *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -87,6 +87,9 @@ func (c Config) withDefaults() Config {
 	platform.DefaultPositive(&c.DefaultRetryAfter, 5*time.Minute)
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	c.InstanceOverride = strings.TrimRight(c.InstanceOverride, "/")
+	if c.Media == nil {
+		c.Media = platform.MediaClient(false)
+	}
 	return c
 }
 
@@ -304,7 +307,7 @@ func (a *Adapter) uploadMedia(ctx context.Context, base, token string, i int, m 
 	if m.Kind == platform.Video {
 		max = a.cfg.MaxVideoBytes
 	}
-	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
+	src, err := platform.OpenMedia(ctx, a.cfg.Media, m, max)
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
 			e.Platform = "mastodon"
@@ -312,29 +315,21 @@ func (a *Adapter) uploadMedia(ctx context.Context, base, token string, i int, m 
 		}
 		return "", err
 	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, fileName(m.URL, i)))
-	h.Set("Content-Type", ct)
-	fw, err := mw.CreatePart(h)
-	if err == nil {
-		_, err = fw.Write(data)
+	defer src.Close()
+	// The file streams from the download into the multipart body.
+	var fields [][2]string
+	if m.AltText != "" {
+		fields = append(fields, [2]string{"description", m.AltText})
 	}
-	if err == nil && m.AltText != "" {
-		err = mw.WriteField("description", m.AltText)
-	}
-	if err == nil {
-		err = mw.Close()
-	}
+	body, n, ct, err := platformhttp.MultipartFile(fields, "file", fileName(m.URL, i), src.ContentType, src, src.Size)
 	if err != nil {
 		return "", errs.Wrap(err, apperr.KindPermanent, "mastodon.encode", "could not encode the media upload")
 	}
 	what := fmt.Sprintf("upload media[%d]", i)
 	resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPost, URL: base + "/api/v2/media", Token: token,
-		Body: buf.Bytes(), ContentType: mw.FormDataContentType(), What: what})
+		Stream: body, Length: n, ContentType: ct, What: what})
 	if err != nil {
-		return "", err
+		return "", src.Cause(err)
 	}
 	if resp.Status != http.StatusOK && resp.Status != http.StatusAccepted {
 		return "", a.apiError(resp, what)

@@ -33,7 +33,7 @@ func newEnv(t *testing.T) *env {
 	c := simtest.NewStoppedClock(t0)
 	sim := simtest.Start(t, simtest.Options{Now: c.Now,
 		Accounts: []platformsim.Account{{Platform: "mastodon", ID: "109", Handle: "alice", AccessToken: "tok-alice"}}})
-	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, sim.Client(), c)
+	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond, Media: sim.MediaClient()}, sim.Client(), c)
 	return &env{sim: sim, ad: ad, clock: c,
 		acct: platform.Account{ID: "109", Handle: "alice", AccessToken: "tok-alice", BaseURL: sim.URL + "/mastodon"}}
 }
@@ -214,7 +214,7 @@ func TestTimeoutAfterCreateThenReconcile(t *testing.T) {
 	// reused connection drops; without keep-alives the drop surfaces.
 	tr := e.sim.Client().Transport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true
-	e.ad = mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, &http.Client{Transport: tr}, e.clock)
+	e.ad = mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond, Media: e.sim.MediaClient()}, &http.Client{Transport: tr}, e.clock)
 	e.sim.AddFault(platformsim.Fault{Platform: "mastodon", Kind: platformsim.FaultTimeoutAfterCreate})
 	j := &platformsim.MemJournal{}
 	p := platform.Post{DeliveryID: "dlv-timeout", Text: "lost answer", Media: []platform.Media{e.media("a.jpg", platform.Image)}}
@@ -420,7 +420,7 @@ func TestFirstMediaPollReady(t *testing.T) {
 	e := newEnv(t)
 	e.sim.SetMastodonMediaPolls(0)
 	ct := &countingTransport{next: e.sim.Client().Transport, part: "/api/v1/media/"}
-	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond}, &http.Client{Transport: ct}, e.clock)
+	ad := mastodon.New(mastodon.Config{MediaPollInterval: time.Millisecond, Media: e.sim.MediaClient()}, &http.Client{Transport: ct}, e.clock)
 	p := platform.Post{DeliveryID: "dlv-video", Text: "A film", Media: []platform.Media{e.media("v.mp4", platform.Video)}}
 	if _, err := ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{}); err != nil {
 		t.Fatalf("Publish: %v", err)
@@ -496,7 +496,7 @@ func TestInstanceOverride(t *testing.T) {
 	e := newEnv(t)
 	sim, _ := url.Parse(e.sim.URL)
 	guard := &onlyHost{host: sim.Host, next: e.sim.Client().Transport}
-	ad := mastodon.New(mastodon.Config{InstanceOverride: e.sim.URL + "/mastodon/", MediaPollInterval: time.Millisecond}, &http.Client{Transport: guard}, e.clock)
+	ad := mastodon.New(mastodon.Config{InstanceOverride: e.sim.URL + "/mastodon/", MediaPollInterval: time.Millisecond, Media: e.sim.MediaClient()}, &http.Client{Transport: guard}, e.clock)
 	acct := e.acct
 	acct.BaseURL = "https://mastodon.social"
 	ctx := context.Background()

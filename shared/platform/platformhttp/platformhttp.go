@@ -13,9 +13,12 @@ package platformhttp
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"net/textproto"
 	"time"
 )
 
@@ -39,7 +42,12 @@ type Request struct {
 	// Token is sent as "Authorization: Bearer" when it is not empty.
 	Token string
 	// Body is sent as is; nil sends none.
-	Body        []byte
+	Body []byte
+	// Stream, when not nil, is sent instead of Body as it is read, with
+	// Content-Length Length: a chunk of media uploaded without holding it.
+	// It is read once, so the request cannot be retried by the transport.
+	Stream      io.Reader
+	Length      int64
 	ContentType string
 	// Header holds further headers, set last.
 	Header map[string]string
@@ -80,9 +88,18 @@ func Send(ctx context.Context, hc *http.Client, rq Request, limit int64) (Respon
 	if rq.Body != nil {
 		body = bytes.NewReader(rq.Body)
 	}
+	if rq.Stream != nil {
+		body = rq.Stream
+	}
 	req, err := http.NewRequestWithContext(ctx, rq.Method, rq.URL, body)
 	if err != nil {
 		return Response{}, &BuildError{Err: err}
+	}
+	if rq.Stream != nil {
+		req.ContentLength = rq.Length
+		if rq.Length == 0 {
+			req.Body = http.NoBody
+		}
 	}
 	if rq.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+rq.Token)
@@ -104,4 +121,31 @@ func Send(ctx context.Context, hc *http.Client, rq Request, limit int64) (Respon
 		return Response{}, err
 	}
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// MultipartFile is a multipart/form-data body of fields (name, value
+// pairs, in order) then one file part named field, whose n bytes are read
+// from r as the body is sent: its length is known before any of it is.
+func MultipartFile(fields [][2]string, field, filename, contentType string, r io.Reader, n int64) (body io.Reader, length int64, formType string, err error) {
+	var head bytes.Buffer
+	w := multipart.NewWriter(&head)
+	for _, f := range fields {
+		if err := w.WriteField(f[0], f[1]); err != nil {
+			return nil, 0, "", fmt.Errorf("encode field %s: %w", f[0], err)
+		}
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, filename))
+	h.Set("Content-Type", contentType)
+	if _, err := w.CreatePart(h); err != nil {
+		return nil, 0, "", fmt.Errorf("encode file part: %w", err)
+	}
+	prefix := bytes.Clone(head.Bytes())
+	head.Reset()
+	if err := w.Close(); err != nil {
+		return nil, 0, "", fmt.Errorf("encode multipart end: %w", err)
+	}
+	suffix := head.Bytes()
+	length = int64(len(prefix)) + n + int64(len(suffix))
+	return io.MultiReader(bytes.NewReader(prefix), io.LimitReader(r, n), bytes.NewReader(suffix)), length, w.FormDataContentType(), nil
 }

@@ -1,6 +1,8 @@
 // Package registry builds every platform adapter once, from configuration,
-// around one shared http.Client: the dispatcher publishes through it, the
-// api and refresh functions identify accounts with it.
+// around one shared http.Client for the platforms' configured API hosts:
+// the dispatcher publishes through it, the api and refresh functions
+// identify accounts with it. URLs a caller chose (media URLs, Mastodon
+// instances) go through outbound-policy clients instead.
 //
 // With a simulator base URL (POSSE_PLATFORM_BASE_URL) every adapter points
 // at <base>/<platform>; without one each adapter keeps its real default.
@@ -11,8 +13,11 @@ package registry
 
 import (
 	"net/http"
+	"net/netip"
+	"net/url"
 	"time"
 
+	"github.com/posse-dev/posse/shared/outbound"
 	"github.com/posse-dev/posse/shared/platform"
 	"github.com/posse-dev/posse/shared/platform/bluesky"
 	"github.com/posse-dev/posse/shared/platform/facebook"
@@ -39,6 +44,13 @@ type Config struct {
 	// caller's decision (below the refresh lease, below the dispatch
 	// function's timeout).
 	HTTPClient *http.Client
+	// Media downloads media URLs the CMS sent (default
+	// platform.MediaClient: public addresses only, see LocalBase).
+	Media *http.Client
+	// Instances talks to Mastodon instances, which account owners name
+	// (default: an outbound client, public addresses only, 20 s, see
+	// LocalBase).
+	Instances *http.Client
 	// Clock is where adapters wait (media processing polls); nil means the
 	// wall clock.
 	Clock platform.Clock
@@ -66,24 +78,54 @@ type Registry struct {
 // New builds every adapter. It does no I/O.
 func New(cfg Config) *Registry {
 	r := &Registry{base: cfg.BaseURL}
-	instances := ""
+	override := ""
 	if cfg.FederatedBaseURL != "" {
-		instances = cfg.FederatedBaseURL + "/" + string(platform.Mastodon)
+		override = cfg.FederatedBaseURL + "/" + string(platform.Mastodon)
 	}
 	hc, clock, poll := cfg.HTTPClient, cfg.Clock, cfg.MediaPollInterval
-	r.bluesky = bluesky.New(bluesky.Config{BaseURL: r.Base(platform.Bluesky), VideoPollInterval: poll}, hc, clock)
+	media, instanceHC := cfg.Media, cfg.Instances
+	local := LocalBase(cfg.BaseURL)
+	if media == nil {
+		media = platform.MediaClient(local)
+	}
+	if instanceHC == nil {
+		instanceHC = outbound.NewClient(outbound.Options{Timeout: 20 * time.Second, AllowLoopback: local})
+	}
+	videoBase := ""
+	if b := r.Base(platform.Bluesky); b != "" {
+		videoBase = b + "/video" // the simulator's video service
+	}
+	r.bluesky = bluesky.New(bluesky.Config{BaseURL: r.Base(platform.Bluesky), VideoBaseURL: videoBase, VideoPollInterval: poll, Media: media}, hc, clock)
 	r.adapters = map[platform.Name]adapter{
-		platform.X:         x.New(x.Config{BaseURL: r.Base(platform.X)}, hc, clock),
-		platform.LinkedIn:  linkedin.New(linkedin.Config{BaseURL: r.Base(platform.LinkedIn), MediaPollInterval: poll}, hc, clock),
+		platform.X:         x.New(x.Config{BaseURL: r.Base(platform.X), Media: media}, hc, clock),
+		platform.LinkedIn:  linkedin.New(linkedin.Config{BaseURL: r.Base(platform.LinkedIn), MediaPollInterval: poll, Media: media}, hc, clock),
 		platform.Facebook:  facebook.New(facebook.Config{GraphURL: r.Base(platform.Facebook)}, hc, clock),
 		platform.Instagram: instagram.New(instagram.Config{GraphURL: r.Base(platform.Instagram), PollInterval: poll}, hc, clock),
 		platform.Threads:   threads.New(threads.Config{BaseURL: r.Base(platform.Threads), PollInterval: poll}, hc, clock),
-		platform.TikTok:    tiktok.New(tiktok.Config{BaseURL: r.Base(platform.TikTok), PollInterval: poll}, hc, clock),
+		platform.TikTok:    tiktok.New(tiktok.Config{BaseURL: r.Base(platform.TikTok), PollInterval: poll, Media: media}, hc, clock),
 		platform.Bluesky:   r.bluesky,
-		// Every Mastodon account names its own instance.
-		platform.Mastodon: mastodon.New(mastodon.Config{InstanceOverride: instances, MediaPollInterval: poll}, hc, clock),
+		// Every Mastodon account names its own instance: a caller-chosen
+		// host, so the instance client.
+		platform.Mastodon: mastodon.New(mastodon.Config{InstanceOverride: override, MediaPollInterval: poll, Media: media}, instanceHC, clock),
 	}
 	return r
+}
+
+// LocalBase reports whether base is a simulator on a loopback address (the
+// local stack and tests): only then do the default Media and Instances
+// clients allow loopback, where that simulator serves media and Mastodon.
+// Every other refused class stays refused; without a base URL (the real
+// platforms) loopback is refused too.
+func LocalBase(base string) bool {
+	u, err := url.Parse(base)
+	if err != nil || base == "" {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // Base is the simulator's prefix for p (<base>/<p>) when a base URL is

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/posse-dev/posse/infra/platformsim"
 	"github.com/posse-dev/posse/infra/platformsim/simtest"
@@ -83,7 +84,9 @@ func TestFederatedBaseURL(t *testing.T) {
 		{"not routed", "", "mastodon.social", true},
 	} {
 		rec := &hostRecorder{allowed: simHost, next: sim.Client().Transport}
-		r := registry.New(registry.Config{BaseURL: sim.URL, FederatedBaseURL: tc.federated, HTTPClient: &http.Client{Transport: rec}})
+		// Mastodon instances are caller-chosen: the calls go through the
+		// Instances client, not the platforms' HTTPClient.
+		r := registry.New(registry.Config{BaseURL: sim.URL, FederatedBaseURL: tc.federated, HTTPClient: simtest.NoNetwork(t), Instances: &http.Client{Transport: rec}})
 		id, err := r.Identifiers()[platform.Mastodon].WhoAmI(context.Background(), acct)
 		if (err != nil) != tc.wantErr || len(rec.hosts) != 1 || rec.hosts[0] != tc.wantHost {
 			t.Errorf("%s: got %+v %v calling %v, want one call to %s (error: %v)", tc.name, id, err, rec.hosts, tc.wantHost, tc.wantErr)
@@ -91,5 +94,33 @@ func TestFederatedBaseURL(t *testing.T) {
 		if !tc.wantErr && (id.ID != "109" || id.Handle != "alice@mastodon.social") {
 			t.Errorf("%s: got %+v, want alice@mastodon.social (109)", tc.name, id)
 		}
+	}
+}
+
+func TestLocalBase(t *testing.T) {
+	t.Parallel()
+	for base, want := range map[string]bool{
+		"": false, "https://api.example.com": false, "http://10.0.0.5:4700": false, "http://169.254.169.254": false,
+		"http://127.0.0.1:4700": true, "http://[::1]:4700": true, "http://localhost:4700": true,
+	} {
+		if got := registry.LocalBase(base); got != want {
+			t.Errorf("LocalBase(%q): got %v, want %v", base, got, want)
+		}
+	}
+}
+
+// TestSimulatorBlueskyVideo: with a simulator base URL the Bluesky video
+// service is the simulator's too (it was the real video.bsky.app, so a
+// video never published on the local stack), and the media is downloaded
+// from loopback because the simulator is there.
+func TestSimulatorBlueskyVideo(t *testing.T) {
+	t.Parallel()
+	const did = "did:plc:regvideo23456"
+	sim := simtest.Start(t, simtest.Options{Accounts: []platformsim.Account{{Platform: "bluesky", ID: did, Handle: "reg.test", AccessToken: "tok-reg"}}})
+	pub, _ := registry.New(registry.Config{BaseURL: sim.URL, HTTPClient: sim.Client(), MediaPollInterval: time.Millisecond}).Publisher(platform.Bluesky)
+	acct := platform.Account{ID: did, Handle: "reg.test", AccessToken: "tok-reg", BaseURL: sim.URL + "/bluesky"}
+	p := platform.Post{DeliveryID: "dlv-reg-video", Text: "film", Media: []platform.Media{{URL: sim.MediaURL("v.mp4"), Kind: platform.Video, AltText: "a film"}}}
+	if _, err := pub.Publish(context.Background(), acct, p, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a video through the registry's Bluesky adapter: %v", err)
 	}
 }

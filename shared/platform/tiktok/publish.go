@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -166,10 +167,11 @@ func (a *Adapter) init(ctx context.Context, acct platform.Account, path string, 
 	return out.PublishID, out.UploadURL, nil
 }
 
-// publishFile downloads the video and uploads it in chunks; the last chunk
-// is the write that creates the post.
+// publishFile downloads the video and uploads it in chunks streamed from the
+// download, one in flight and none held; the last chunk is the write that
+// creates the post.
 func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p platform.Post, j platform.Journal, username string) (platform.Result, error) {
-	data, ct, err := platform.FetchMedia(ctx, a.api.HC, p.Media[0], a.cfg.MaxVideoBytes)
+	src, err := platform.OpenMedia(ctx, a.cfg.Media, p.Media[0], a.cfg.MaxVideoBytes)
 	if err != nil {
 		if e, ok := apperr.As(err); ok {
 			e.Platform = "tiktok"
@@ -177,10 +179,12 @@ func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p plat
 		}
 		return platform.Result{}, err
 	}
+	defer src.Close()
+	ct, _, _ := mime.ParseMediaType(src.ContentType)
 	if !slices.Contains(videoTypes, ct) {
 		ct = "video/mp4"
 	}
-	size := int64(len(data))
+	size := src.Size
 	chunk, count := chunkPlan(size, a.cfg.ChunkSize)
 	body := map[string]any{"post_info": postInfo(p, false), "source_info": map[string]any{
 		"source": SourceFileUpload, "video_size": size, "chunk_size": chunk, "total_chunk_count": count}}
@@ -202,10 +206,13 @@ func (a *Adapter) publishFile(ctx context.Context, acct platform.Account, p plat
 		}
 		final := i == count-1
 		what := fmt.Sprintf("upload chunk %d/%d", i+1, count)
-		resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPut, URL: uploadURL, Body: data[first : last+1], ContentType: ct,
+		n := last - first + 1
+		resp, err := a.api.Do(ctx, platformhttp.Request{Method: http.MethodPut, URL: uploadURL, Stream: src.Next(n), Length: n, ContentType: ct,
 			Header: map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/%d", first, last, size)}, Final: final, What: what})
 		if err != nil {
-			return platform.Result{}, err
+			// A chunk cut short by its source never completed, so the
+			// platform did not take it: not ambiguous.
+			return platform.Result{}, src.Cause(err)
 		}
 		if resp.Status != http.StatusPartialContent && resp.Status != http.StatusCreated && resp.Status != http.StatusOK {
 			return platform.Result{}, a.apiError(resp, what, final)

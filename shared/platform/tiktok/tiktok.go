@@ -82,6 +82,9 @@ type Config struct {
 	// ReconcileListCount is how many recent videos Reconcile scans when it
 	// has no publish_id (default 20, the API maximum).
 	ReconcileListCount int
+	// Media downloads media URLs, which the CMS chose (default
+	// platform.MediaClient: public addresses only).
+	Media *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +104,9 @@ func (c Config) withDefaults() Config {
 	platform.DefaultPositive(&c.DailyCapRetryAfter, 24*time.Hour)
 	if c.ReconcileListCount <= 0 || c.ReconcileListCount > 20 {
 		c.ReconcileListCount = 20
+	}
+	if c.Media == nil {
+		c.Media = platform.MediaClient(false)
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package tiktok_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,7 @@ func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 func (e *env) adapter(cfg tiktok.Config) *tiktok.Adapter {
 	cfg.BaseURL = e.sim.URL + "/tiktok"
 	cfg.PollInterval = time.Second
+	cfg.Media = e.sim.MediaClient()
 	return tiktok.New(cfg, e.sim.Client(), e.clk)
 }
 
@@ -356,5 +358,44 @@ func TestUnexpectedResponses(t *testing.T) {
 				t.Errorf("Reconcile: got %v, want a typed error", err)
 			}
 		})
+	}
+}
+
+// TestFileUploadStreamsChunks uploads a video of several chunks streamed
+// from the simulator's generated media; the simulator checks every
+// Content-Range and body length.
+func TestFileUploadStreamsChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ad := e.adapter(tiktok.Config{VideoSource: tiktok.SourceFileUpload, ChunkSize: 5 << 20})
+	m := platform.Media{URL: e.sim.MediaURL("v.mp4") + "?bytes=27262979", Kind: platform.Video}
+	if _, err := ad.Publish(context.Background(), e.acct, platform.Post{Text: "long", Options: opts("PUBLIC_TO_EVERYONE"), Media: []platform.Media{m}}, &platformsim.MemJournal{}); err != nil {
+		t.Fatalf("publish a 26 MiB video in 5 MiB chunks: %v", err)
+	}
+}
+
+// TestCutDownloadOnTheLastChunkIsNotAmbiguous: when the media download
+// breaks during the last chunk, that chunk never completed, so TikTok
+// cannot have taken it: the failure is the download's (transient), not an
+// ambiguous publish.
+func TestCutDownloadOnTheLastChunkIsNotAmbiguous(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/_sim/media/cut.mp4" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "video/mp4")
+			w.Header().Set("Content-Length", strconv.Itoa(12<<20))
+			_, _ = w.Write(make([]byte, 6<<20)) // then the connection ends short
+		})
+	})
+	ad := e.adapter(tiktok.Config{VideoSource: tiktok.SourceFileUpload, ChunkSize: 5 << 20})
+	p := platform.Post{Text: "cut", Options: opts("PUBLIC_TO_EVERYONE"), Media: e.media("cut.mp4")}
+	_, err := ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
+	simtest.WantErr(t, err, apperr.KindTransient, "media_fetch")
+	if n := len(e.sim.Posts("tiktok")); n != 0 {
+		t.Errorf("posts: got %d, want 0", n)
 	}
 }

@@ -10,13 +10,12 @@
 package x
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -43,8 +42,9 @@ type Config struct {
 	MaxImageBytes int64
 	// MaxGIFBytes caps animated GIFs (default 15 MiB).
 	MaxGIFBytes int64
-	// MaxVideoBytes caps videos (default 512 MiB). X allows 8 GB, but the
-	// adapter holds media in memory while it uploads.
+	// MaxVideoBytes caps videos (default 512 MiB; X allows 8 GB). Videos
+	// and GIFs stream from their URL one chunk at a time, so the cap is not
+	// a memory bound.
 	MaxVideoBytes int64
 	// ChunkSize is the size of each appended segment (default 4 MiB).
 	ChunkSize int
@@ -57,6 +57,9 @@ type Config struct {
 	CreditsWait time.Duration
 	// HTTPTimeout bounds each request of the default client (default 60 s).
 	HTTPTimeout time.Duration
+	// Media downloads media URLs, which the CMS chose (default
+	// platform.MediaClient: public addresses only).
+	Media *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +73,9 @@ func (c Config) withDefaults() Config {
 	platform.Default(&c.RateLimitWait, 15*time.Minute)
 	platform.Default(&c.CreditsWait, time.Hour)
 	platform.Default(&c.HTTPTimeout, 60*time.Second)
+	if c.Media == nil {
+		c.Media = platform.MediaClient(false)
+	}
 	return c
 }
 
@@ -225,27 +231,29 @@ func postURL(handle, id string) string {
 }
 
 // upload downloads m and uploads it: still images in one request, GIFs and
-// videos in chunks with processing polled to the end.
+// videos in chunks streamed from the download, with processing polled to
+// the end.
 func (a *Adapter) upload(ctx context.Context, acct platform.Account, m platform.Media) (string, error) {
 	max := max(a.cfg.MaxImageBytes, a.cfg.MaxGIFBytes)
 	if m.Kind == platform.Video {
 		max = a.cfg.MaxVideoBytes
 	}
-	data, ct, err := platform.FetchMedia(ctx, a.api.HC, m, max)
+	src, err := platform.OpenMedia(ctx, a.cfg.Media, m, max)
 	if err != nil {
 		return "", err
 	}
-	mt, _, _ := mime.ParseMediaType(ct)
+	defer src.Close()
+	mt, _, _ := mime.ParseMediaType(src.ContentType)
 	switch {
 	case mt == "image/gif":
-		return a.uploadChunked(ctx, acct, data, mt, "tweet_gif")
+		return a.uploadChunked(ctx, acct, src, mt, "tweet_gif")
 	case slices.Contains(imageTypes, mt):
-		if int64(len(data)) > a.cfg.MaxImageBytes {
-			return "", errs.New(apperr.KindPermanent, "x.media_too_large", fmt.Sprintf("the image is %d bytes; X takes %d", len(data), a.cfg.MaxImageBytes))
+		if src.Size > a.cfg.MaxImageBytes {
+			return "", errs.New(apperr.KindPermanent, "x.media_too_large", fmt.Sprintf("the image is %d bytes; X takes %d", src.Size, a.cfg.MaxImageBytes))
 		}
-		return a.uploadSimple(ctx, acct, data, "tweet_image")
+		return a.uploadSimple(ctx, acct, src, "tweet_image")
 	case slices.Contains(videoTypes, mt):
-		return a.uploadChunked(ctx, acct, data, mt, "tweet_video")
+		return a.uploadChunked(ctx, acct, src, mt, "tweet_video")
 	}
 	return "", errs.New(apperr.KindPermanent, "x.media_type", "X does not accept media of type "+mt)
 }
@@ -265,14 +273,14 @@ type mediaAnswer struct {
 	} `json:"data"`
 }
 
-func (a *Adapter) uploadSimple(ctx context.Context, acct platform.Account, data []byte, category string) (string, error) {
-	body, ct, err := multipartBody(map[string]string{"media_category": category}, data)
+func (a *Adapter) uploadSimple(ctx context.Context, acct platform.Account, src *platform.MediaStream, category string) (string, error) {
+	body, n, ct, err := platformhttp.MultipartFile([][2]string{{"media_category", category}}, "media", "media", src.ContentType, src, src.Size)
 	if err != nil {
 		return "", errs.Wrap(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
 	}
 	var out mediaAnswer
-	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload", body: body, contentType: ct, token: acct.AccessToken}, &out); err != nil {
-		return "", err
+	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload", stream: body, length: n, contentType: ct, token: acct.AccessToken}, &out); err != nil {
+		return "", src.Cause(err)
 	}
 	if out.Data.ID == "" {
 		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
@@ -280,8 +288,8 @@ func (a *Adapter) uploadSimple(ctx context.Context, acct platform.Account, data 
 	return out.Data.ID, nil
 }
 
-func (a *Adapter) uploadChunked(ctx context.Context, acct platform.Account, data []byte, mediaType, category string) (string, error) {
-	init, _ := json.Marshal(map[string]any{"media_type": mediaType, "total_bytes": len(data), "media_category": category})
+func (a *Adapter) uploadChunked(ctx context.Context, acct platform.Account, src *platform.MediaStream, mediaType, category string) (string, error) {
+	init, _ := json.Marshal(map[string]any{"media_type": mediaType, "total_bytes": src.Size, "media_category": category})
 	var out mediaAnswer
 	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/initialize", body: init,
 		contentType: "application/json", token: acct.AccessToken}, &out); err != nil {
@@ -291,15 +299,18 @@ func (a *Adapter) uploadChunked(ctx context.Context, acct platform.Account, data
 	if id == "" {
 		return "", errs.Unexpected(http.StatusOK, nil, false, errors.New("no data.id"))
 	}
-	for seg, off := 0, 0; off < len(data); seg, off = seg+1, off+a.cfg.ChunkSize {
-		chunk := data[off:min(off+a.cfg.ChunkSize, len(data))]
-		body, ct, err := multipartBody(map[string]string{"segment_index": strconv.Itoa(seg)}, chunk)
+	// Each segment streams from the download: one chunk is in flight, none
+	// is held.
+	chunk := int64(a.cfg.ChunkSize)
+	for seg, off := 0, int64(0); off < src.Size; seg, off = seg+1, off+chunk {
+		n := min(chunk, src.Size-off)
+		body, length, ct, err := platformhttp.MultipartFile([][2]string{{"segment_index", strconv.Itoa(seg)}}, "media", "media", "application/octet-stream", src.Next(n), n)
 		if err != nil {
 			return "", errs.Wrap(err, apperr.KindPermanent, "x.bad_request", "the upload could not be encoded")
 		}
 		if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/" + url.PathEscape(id) + "/append",
-			body: body, contentType: ct, token: acct.AccessToken}, nil); err != nil {
-			return "", err
+			stream: body, length: length, contentType: ct, token: acct.AccessToken}, nil); err != nil {
+			return "", src.Cause(err)
 		}
 	}
 	if err := a.do(ctx, request{method: http.MethodPost, path: "/2/media/upload/" + url.PathEscape(id) + "/finalize",
@@ -343,29 +354,6 @@ func (a *Adapter) waitProcessed(ctx context.Context, acct platform.Account, id s
 	}
 }
 
-// multipartBody is a multipart/form-data body with fields and the "media"
-// file part.
-func multipartBody(fields map[string]string, media []byte) ([]byte, string, error) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		if err := w.WriteField(k, v); err != nil {
-			return nil, "", err
-		}
-	}
-	part, err := w.CreateFormFile("media", "media")
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := part.Write(media); err != nil {
-		return nil, "", err
-	}
-	if err := w.Close(); err != nil {
-		return nil, "", err
-	}
-	return buf.Bytes(), w.FormDataContentType(), nil
-}
-
 // Reconcile implements platform.Publisher. Without a journaled send nothing
 // reached X; with one, X cannot say without a paid read, so the answer is
 // ambiguous.
@@ -401,6 +389,8 @@ func (a *Adapter) WhoAmI(ctx context.Context, acct platform.Account) (platform.I
 type request struct {
 	method, path string
 	body         []byte
+	stream       io.Reader // sent instead of body, with Content-Length length
+	length       int64
 	contentType  string
 	token        string
 	final        bool // the publishing write: failures after sending are ambiguous
@@ -409,7 +399,7 @@ type request struct {
 // do sends r and decodes a 2xx JSON answer into out when out is not nil.
 func (a *Adapter) do(ctx context.Context, r request, out any) error {
 	_, err := a.api.Call(ctx, platformhttp.Request{Method: r.method, URL: a.cfg.BaseURL + r.path, Token: r.token,
-		Body: r.body, ContentType: r.contentType, Final: r.final}, out)
+		Body: r.body, Stream: r.stream, Length: r.length, ContentType: r.contentType, Final: r.final}, out)
 	return err
 }
 

@@ -32,7 +32,7 @@ func newEnv(t *testing.T) *env {
 	clock := platformsim.NewManualClock(start)
 	sim := simtest.Start(t, simtest.Options{Now: clock.Now,
 		Accounts: []platformsim.Account{{Platform: "x", ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}})
-	ad := x.New(x.Config{BaseURL: sim.URL + "/x", ChunkSize: 1000}, sim.Client(), clock)
+	ad := x.New(x.Config{BaseURL: sim.URL + "/x", ChunkSize: 1000, Media: sim.MediaClient()}, sim.Client(), clock)
 	return &env{sim: sim, ad: ad, clock: clock,
 		acct: platform.Account{ID: "1001", Handle: "posse_sim", AccessToken: "tok-x"}}
 }
@@ -316,5 +316,38 @@ func TestPublishGzipAnswer(t *testing.T) {
 	posts := sim.Posts("x")
 	if len(posts) != 1 || res.ID != posts[0].ID || res.URL != "https://x.com/posse_sim/status/"+posts[0].ID {
 		t.Fatalf("got result %+v with posts %+v, want the one recorded post's id and URL", res, posts)
+	}
+}
+
+// TestVideoStreamsInChunks publishes a video larger than several chunks,
+// served by the simulator as a stream: the segments must add up to the
+// file (the simulator refuses FINALIZE otherwise).
+func TestVideoStreamsInChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ad := x.New(x.Config{BaseURL: e.sim.URL + "/x", ChunkSize: 1 << 20, Media: e.sim.MediaClient()}, e.sim.Client(), e.clock)
+	for _, q := range []string{"?bytes=5242897", "?bytes=5242897&unsized=1"} {
+		p := platform.Post{Text: "big video " + q, Media: []platform.Media{{URL: e.sim.MediaURL("v.mp4") + q, Kind: platform.Video}}}
+		if _, err := ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{}); err != nil {
+			t.Fatalf("publish %s: %v", q, err)
+		}
+	}
+	if n := len(e.sim.Posts("x")); n != 2 {
+		t.Errorf("posts: got %d, want 2", n)
+	}
+}
+
+// TestMediaURLOutsideThePolicyIsRefused: with the default media client
+// (public addresses only) a media URL on loopback is refused before
+// anything is uploaded to X.
+func TestMediaURLOutsideThePolicyIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ad := x.New(x.Config{BaseURL: e.sim.URL + "/x"}, e.sim.Client(), e.clock)
+	p := platform.Post{Text: "v", Media: []platform.Media{e.media("v.mp4", platform.Video)}}
+	_, err := ad.Publish(context.Background(), e.acct, p, &platformsim.MemJournal{})
+	simtest.WantErr(t, err, apperr.KindPermanent, "media_blocked")
+	if n := len(e.sim.Posts("x")); n != 0 {
+		t.Errorf("posts: got %d, want 0", n)
 	}
 }

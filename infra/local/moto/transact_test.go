@@ -14,7 +14,9 @@ import (
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
-func k(pk string) map[string]types.AttributeValue { return map[string]types.AttributeValue{"PK": s(pk), "SK": s("x")} }
+func k(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"PK": s(pk), "SK": s("x")}
+}
 
 // TestTransactionsAreAllOrNothing: serve.py's TransactWriteItems (which
 // restores the items it wrote instead of copying the table) keeps

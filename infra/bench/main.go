@@ -4,7 +4,8 @@
 //
 //   - cold start: each function's init duration under the Lambda RIE, with
 //     the template's environment against moto, vs a minimal Lambda bootstrap;
-//   - binary size: each function's linux/arm64 bootstrap vs the same floor;
+//   - binary size: each function's linux/arm64 bootstrap vs the same floor,
+//     and the dependencies that dominate it (see binarySizes);
 //   - vault: KMS calls per 1,000 opens of one warm sealed record (goal <= 1),
 //     and the cost of a cached open vs a bare AES-256-GCM open of the same
 //     bytes;
@@ -30,10 +31,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,49 +193,6 @@ func coldStarts(ctx context.Context, root, tmp string, srv *moto.Server) ([]resu
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// binarySizes builds every function and the floor for linux/arm64, as
-// Lambda runs them, and compares sizes.
-func binarySizes(ctx context.Context, root, tmp string) ([]result, error) {
-	size := func(dir, pkg string) (float64, error) {
-		outBin := filepath.Join(tmp, "arm64", filepath.Base(pkg), "bootstrap")
-		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", outBin, pkg)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("build %s for arm64: %w: %s", pkg, err, msg)
-		}
-		st, err := os.Stat(outBin)
-		if err != nil {
-			return 0, err
-		}
-		return float64(st.Size()) / (1 << 20), nil
-	}
-	floor, err := size(root, "./infra/bench/floorfn")
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(filepath.Join(root, "functions"))
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	var out []result
-	for _, n := range names {
-		s, err := size(root, "./functions/"+n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, withFloor(result{Name: "bootstrap size " + n + " (linux/arm64)", Value: s, Unit: "MiB"}, floor))
-	}
-	return out, nil
-}
 
 // countingKMS counts the Decrypt calls that reach KMS.
 type countingKMS struct {

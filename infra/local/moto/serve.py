@@ -12,8 +12,16 @@ Its TransactWriteItems undoes a failed transaction by restoring the items
 it wrote, not by copying every table the transaction names first (moto's
 way, which made each transaction as slow as the table is large).
 
-It also counts requests by X-Amz-Target (GET /_posse/calls answers the
-counts as JSON), so benchmarks can report KMS calls per delivery.
+It also counts requests, so benchmarks can report AWS calls per dispatch
+and per delivery: by X-Amz-Target (GET /_posse/calls answers the counts as
+JSON), and by caller, service and operation (GET /_posse/calls/detail; POST
+/_posse/calls/reset zeroes both). The caller is the application id the AWS
+SDKs put in their User-Agent (app/<id>; the local stack names each function
+with AWS_SDK_UA_APP_ID), the service is the signing name in the request's
+SigV4 credential scope, and the operation is the X-Amz-Target action or,
+for the REST APIs (EventBridge Scheduler), the route's operation name.
+Counting here rather than in a proxy keeps one process, one port and one
+endpoint for every client, and sees exactly the requests moto answers.
 
 And it adds the three SQS actions moto lacks (it answers 500 to them), the
 ones the SQS console's "Start DLQ redrive" calls: StartMessageMoveTask,
@@ -39,6 +47,7 @@ import binascii
 import collections
 import copy
 import json
+import re
 import signal
 import sys
 import threading
@@ -492,6 +501,43 @@ def transact_write_items(self, transact_items):
 DynamoDBBackend.transact_write_items = transact_write_items
 
 
+# ------------------------------------------------------------ call counts
+
+_APP_ID = re.compile(r"(?:^|\s)app/([^\s]+)")
+_SCOPE = re.compile(r"Credential=[^/]+/[0-9]{8}/[^/]+/([^/]+)/aws4_request")
+# EventBridge Scheduler's REST routes: (method, first path segment, has a
+# name) -> operation, as the Scheduler API Reference names them.
+_SCHEDULER_ROUTES = {
+    ("POST", "schedules", True): "CreateSchedule",
+    ("GET", "schedules", True): "GetSchedule",
+    ("PUT", "schedules", True): "UpdateSchedule",
+    ("DELETE", "schedules", True): "DeleteSchedule",
+    ("GET", "schedules", False): "ListSchedules",
+    ("POST", "schedule-groups", True): "CreateScheduleGroup",
+    ("GET", "schedule-groups", True): "GetScheduleGroup",
+    ("DELETE", "schedule-groups", True): "DeleteScheduleGroup",
+    ("GET", "schedule-groups", False): "ListScheduleGroups",
+}
+
+
+def call_key(environ):
+    """(caller, service, operation) of one request."""
+    m = _APP_ID.search(environ.get("HTTP_USER_AGENT", ""))
+    caller = m.group(1) if m else "unnamed"
+    m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = m.group(1) if m else "unsigned"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return caller, service, target.rsplit(".", 1)[-1]
+    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+    method = environ.get("REQUEST_METHOD", "")
+    if service == "scheduler" and parts:
+        op = _SCHEDULER_ROUTES.get((method, parts[0], len(parts) > 1))
+        if op:
+            return caller, service, op
+    return caller, service, method + " /" + (parts[0] if parts else "")
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -509,16 +555,34 @@ def main():
     dynamodb = threading.Lock()
     counted = threading.Lock()
     calls = collections.Counter()
+    detail = collections.Counter()
+
+    def answer(start_response, doc):
+        body = json.dumps(doc).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def serialised(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if environ.get("PATH_INFO") == "/_posse/calls":
+        path = environ.get("PATH_INFO", "")
+        if path == "/_posse/calls":
             with counted:
-                body = json.dumps(calls).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        if environ.get("PATH_INFO") == "/moto-api/reset":
+                return answer(start_response, dict(calls))
+        if path == "/_posse/calls/detail":
+            with counted:
+                rows = [{"caller": c, "service": s, "operation": o, "count": n} for (c, s, o), n in sorted(detail.items())]
+            return answer(start_response, rows)
+        if path == "/_posse/calls/reset" and environ.get("REQUEST_METHOD") == "POST":
+            with counted:
+                calls.clear()
+                detail.clear()
+            return answer(start_response, {})
+        if path == "/moto-api/reset":
             _forget_tasks()
+        elif not path.startswith("/moto-api/"):
+            key = call_key(environ)
+            with counted:
+                detail[key] += 1
         if target:
             with counted:
                 calls[target] += 1

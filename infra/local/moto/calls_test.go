@@ -2,9 +2,12 @@ package moto_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -14,7 +17,8 @@ import (
 
 // TestCallDetail: requests are counted by the caller's app id, the
 // service's signing name and the operation (X-Amz-Target or Scheduler's
-// REST route), and ResetCalls zeroes them. It runs its own moto so the
+// REST route), DynamoDB's with the request units they cost, and
+// ResetCalls zeroes them. It runs its own moto so the
 // reset touches no other test.
 func TestCallDetail(t *testing.T) {
 	mototest.Server(t) // skips, or fails under POSSE_INTEGRATION=1, without moto
@@ -44,6 +48,39 @@ func TestCallDetail(t *testing.T) {
 		t.Fatal("GetSchedule of a missing schedule: got no error")
 	}
 
+	// DynamoDB: request units by item size and consistency.
+	db := dynamodb.NewFromConfig(named)
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   aws.String("units"),
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("PK"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("SK"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema: []ddbtypes.KeySchemaElement{{AttributeName: aws.String("PK"), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String("SK"), KeyType: ddbtypes.KeyTypeRange}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key := func(pk string) map[string]ddbtypes.AttributeValue {
+		return map[string]ddbtypes.AttributeValue{"PK": &ddbtypes.AttributeValueMemberS{Value: pk}, "SK": &ddbtypes.AttributeValueMemberS{Value: "META"}}
+	}
+	big := key("big") // 1,500 bytes of body: 2 WRU to write, 1 RRU to read
+	big["body"] = &ddbtypes.AttributeValueMemberS{Value: strings.Repeat("x", 1500)}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("units"), Item: big}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("units"), Key: key("big"), ConsistentRead: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("units"), Key: key("big")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
+		{Put: &ddbtypes.Put{TableName: aws.String("units"), Item: key("a")}},
+		{Put: &ddbtypes.Put{TableName: aws.String("units"), Item: key("b")}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
 	got, err := moto.CallDetail(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +90,12 @@ func TestCallDetail(t *testing.T) {
 		{Caller: "BenchFunction", Service: "sqs", Operation: "SendMessage", Count: 2}:         true,
 		{Caller: "unnamed", Service: "scheduler", Operation: "CreateScheduleGroup", Count: 1}: true,
 		{Caller: "unnamed", Service: "scheduler", Operation: "GetSchedule", Count: 1}:         true,
+		{Caller: "BenchFunction", Service: "dynamodb", Operation: "CreateTable", Count: 1}:    true,
+		// 2 WRU for 1.5 KB; 1 + 0.5 RRU for a strong and an eventual read
+		// of it; 2 x 1 WRU for each of the two transaction items.
+		{Caller: "BenchFunction", Service: "dynamodb", Operation: "PutItem", Count: 1, WriteUnits: 2}:            true,
+		{Caller: "BenchFunction", Service: "dynamodb", Operation: "GetItem", Count: 2, ReadUnits: 1.5}:           true,
+		{Caller: "BenchFunction", Service: "dynamodb", Operation: "TransactWriteItems", Count: 1, WriteUnits: 4}: true,
 	}
 	for _, c := range got {
 		if !want[c] {

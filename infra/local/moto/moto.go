@@ -252,6 +252,12 @@ type CallCount struct {
 	Service   string `json:"service"`
 	Operation string `json:"operation"`
 	Count     int    `json:"count"`
+	// ReadUnits and WriteUnits are the DynamoDB on-demand request units
+	// the calls cost, as serve.py reckons them from the items' sizes (1 RRU
+	// per 4 KB read strongly consistent, half eventually; 1 WRU per 1 KB
+	// written; twice for transactions; failed conditions still cost).
+	ReadUnits  float64 `json:"readUnits,omitempty"`
+	WriteUnits float64 `json:"writeUnits,omitempty"`
 }
 
 // CallDetail returns the requests moto has served since it started or

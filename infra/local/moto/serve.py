@@ -44,6 +44,7 @@ Usage: python serve.py -H 127.0.0.1 -p 4566
 import argparse
 import base64
 import binascii
+import io
 import collections
 import copy
 import json
@@ -56,6 +57,7 @@ import uuid
 
 from werkzeug.serving import run_simple
 
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.core.utils import get_service_model
 from moto.dynamodb.comparisons import get_filter_expression
@@ -74,6 +76,9 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.utilities import bytesize
 from moto.sqs.exceptions import QueueDoesNotExist, SQSException
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 from moto.sqs.responses import SQSResponse
@@ -505,6 +510,7 @@ DynamoDBBackend.transact_write_items = transact_write_items
 
 _APP_ID = re.compile(r"(?:^|\s)app/([^\s]+)")
 _SCOPE = re.compile(r"Credential=[^/]+/[0-9]{8}/[^/]+/([^/]+)/aws4_request")
+_SCOPE_REGION = re.compile(r"Credential=[^/]+/[0-9]{8}/([^/]+)/")
 # EventBridge Scheduler's REST routes: (method, first path segment, has a
 # name) -> operation, as the Scheduler API Reference names them.
 _SCHEDULER_ROUTES = {
@@ -538,6 +544,100 @@ def call_key(environ):
     return caller, service, method + " /" + (parts[0] if parts else "")
 
 
+# ------------------------------------------- DynamoDB request units
+
+# On-demand DynamoDB bills request units, not requests (Developer Guide,
+# "Read/write capacity mode" and "Managing settings on DynamoDB provisioned
+# capacity tables"): a read is 1 RRU per 4 KB of the item, half of that
+# when eventually consistent, rounded up per item (Query and Scan: on the
+# sum of the items returned); a write is 1 WRU per 1 KB of the larger of
+# the item before and after, rounded up per item; a write whose condition
+# fails still costs; every item of a transaction costs twice. Item sizes
+# are DynamoDB's (attribute names plus values), as moto computes them.
+
+
+def _item_size(wire_item):
+    return sum(bytesize(k) + DynamoType(v).size() for k, v in (wire_item or {}).items())
+
+
+def _stored_size(region, table, key):
+    try:
+        item = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_item(table, key)
+    except Exception:  # noqa: BLE001 - no table, bad key: nothing stored
+        return 0
+    return item.size() if item is not None else 0
+
+
+def _ceil(n, unit):
+    return max(1, -(-n // unit))
+
+
+class DynamoUnits:
+    """Counts the request units of one DynamoDB request: before() reads the
+    sizes of the items a write touches, after() adds the units."""
+
+    def __init__(self, region, op, req):
+        self.region, self.op, self.req = region, op, req
+        self.writes = []  # (table, key, size before, size of the new item or None)
+
+    def before(self):
+        op, req = self.op, self.req
+        if op in ("PutItem", "UpdateItem", "DeleteItem"):
+            key = req.get("Key") if op != "PutItem" else self._key_of(req.get("TableName"), req.get("Item"))
+            new = _item_size(req.get("Item")) if op == "PutItem" else None
+            self.writes.append((req.get("TableName"), key, 1, new))
+        elif op == "BatchWriteItem":
+            for table, reqs in (req.get("RequestItems") or {}).items():
+                for r in reqs:
+                    if "PutRequest" in r:
+                        item = r["PutRequest"].get("Item")
+                        self.writes.append((table, self._key_of(table, item), 1, _item_size(item)))
+                    elif "DeleteRequest" in r:
+                        self.writes.append((table, r["DeleteRequest"].get("Key"), 1, None))
+        elif op == "TransactWriteItems":
+            for t in req.get("TransactItems") or []:
+                for kind, body in t.items():
+                    table = body.get("TableName")
+                    if kind == "Put":
+                        item = body.get("Item")
+                        self.writes.append((table, self._key_of(table, item), 2, _item_size(item)))
+                    else:  # Update, Delete, ConditionCheck
+                        self.writes.append((table, body.get("Key"), 2, None))
+        self.writes = [(t, k, f, n, _stored_size(self.region, t, k) if k else 0) for t, k, f, n in self.writes]
+
+    def _key_of(self, table, item):
+        try:
+            t = dynamodb_backends[DEFAULT_ACCOUNT_ID][self.region].get_table(table)
+        except Exception:  # noqa: BLE001
+            return None
+        names = [t.hash_key_attr] + ([t.range_key_attr] if t.has_range_key else [])
+        item = item or {}
+        return {n: item[n] for n in names if n in item}
+
+    def after(self, resp):
+        """(read units, write units) given the parsed answer."""
+        op, req = self.op, self.req
+        rru = wru = 0.0
+        for table, key, factor, new, old in self.writes:
+            now = new if new is not None else (_stored_size(self.region, table, key) if key else 0)
+            wru += factor * _ceil(max(old, now), 1024)
+        half = lambda consistent: 1.0 if consistent else 0.5  # noqa: E731
+        if op == "GetItem":
+            rru += half(req.get("ConsistentRead")) * _ceil(_stored_size(self.region, req.get("TableName"), req.get("Key")), 4096)
+        elif op == "BatchGetItem":
+            for table, spec in (req.get("RequestItems") or {}).items():
+                for key in spec.get("Keys") or []:
+                    rru += half(spec.get("ConsistentRead")) * _ceil(_stored_size(self.region, table, key), 4096)
+        elif op == "TransactGetItems":
+            for t in req.get("TransactItems") or []:
+                g = t.get("Get") or {}
+                rru += 2 * _ceil(_stored_size(self.region, g.get("TableName"), g.get("Key")), 4096)
+        elif op in ("Query", "Scan"):
+            total = sum(_item_size(i) for i in (resp or {}).get("Items") or [])
+            rru += half(req.get("ConsistentRead")) * _ceil(total, 4096)
+        return rru, wru
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -556,6 +656,7 @@ def main():
     counted = threading.Lock()
     calls = collections.Counter()
     detail = collections.Counter()
+    units = collections.defaultdict(lambda: [0.0, 0.0])  # call key -> [read units, write units]
 
     def answer(start_response, doc):
         body = json.dumps(doc).encode()
@@ -570,16 +671,23 @@ def main():
                 return answer(start_response, dict(calls))
         if path == "/_posse/calls/detail":
             with counted:
-                rows = [{"caller": c, "service": s, "operation": o, "count": n} for (c, s, o), n in sorted(detail.items())]
+                rows = []
+                for (c, s, o), n in sorted(detail.items()):
+                    row = {"caller": c, "service": s, "operation": o, "count": n}
+                    if (c, s, o) in units:
+                        row["readUnits"], row["writeUnits"] = units[(c, s, o)]
+                    rows.append(row)
             return answer(start_response, rows)
         if path == "/_posse/calls/reset" and environ.get("REQUEST_METHOD") == "POST":
             with counted:
                 calls.clear()
                 detail.clear()
+                units.clear()
             return answer(start_response, {})
         if path == "/moto-api/reset":
             _forget_tasks()
-        elif not path.startswith("/moto-api/"):
+        key = None
+        if not path.startswith("/moto-api/"):
             key = call_key(environ)
             with counted:
                 detail[key] += 1
@@ -588,8 +696,48 @@ def main():
                 calls[target] += 1
         if target.startswith("DynamoDB_"):
             with dynamodb:
-                return list(app(environ, start_response))
+                return _dynamodb_counted(environ, start_response, key)
         return app(environ, start_response)
+
+    def _dynamodb_counted(environ, start_response, key):
+        """Serves one DynamoDB request (under the lock) and adds its
+        request units to key's."""
+        try:
+            n = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            n = 0
+        raw = environ["wsgi.input"].read(n) if n > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            req = json.loads(raw or b"{}")
+        except ValueError:
+            req = {}
+        m = _SCOPE_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        counter = DynamoUnits(m.group(1) if m else "us-east-1", key[2] if key else "", req if isinstance(req, dict) else {})
+        try:
+            counter.before()
+        except Exception:  # noqa: BLE001 - counting must never break a request
+            counter = None
+        status = []
+
+        def capture(s, headers, exc_info=None):
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        out = list(app(environ, capture))
+        body = b"".join(out)
+        ok = status and status[0].startswith("200")
+        billed_failure = not ok and (b"ConditionalCheckFailed" in body or b"TransactionCanceled" in body)
+        if counter is not None and key is not None and (ok or billed_failure):
+            try:
+                resp = json.loads(body) if ok and key[2] in ("Query", "Scan") else None
+                r, w = counter.after(resp)
+            except Exception:  # noqa: BLE001
+                r = w = 0.0
+            with counted:
+                units[key][0] += r
+                units[key][1] += w
+        return out
 
     run_simple(args.host, args.port, serialised, threaded=True, request_handler=MotoRequestHandler)
 

@@ -111,13 +111,13 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		results = append(results, r...)
 	}
 
-	fmt.Fprintf(out, "%-44s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
+	fmt.Fprintf(out, "%-52s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
 	for _, r := range results {
 		floor, ratio := "", ""
 		if r.Floor != 0 {
-			floor, ratio = fmt.Sprintf("%.2f %s", r.Floor, r.Unit), fmt.Sprintf("%.2fx", r.Ratio)
+			floor, ratio = num(r.Floor)+" "+r.Unit, fmt.Sprintf("%.2fx", r.Ratio)
 		}
-		fmt.Fprintf(out, "%-44s %14s %14s %8s  %s\n", r.Name, fmt.Sprintf("%.2f %s", r.Value, r.Unit), floor, ratio, r.Note)
+		fmt.Fprintf(out, "%-52s %14s %14s %8s  %s\n", r.Name, num(r.Value)+" "+r.Unit, floor, ratio, r.Note)
 	}
 	dir := filepath.Join(root, "infra", "bench", "results")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -125,6 +125,15 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 	}
 	b, _ := json.MarshalIndent(results, "", "  ")
 	return os.WriteFile(filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+".json"), b, 0o644)
+}
+
+// num prints v with two decimals, or three significant digits when it is
+// smaller than 0.1 (costs per 1,000 deliveries are fractions of a cent).
+func num(v float64) string {
+	if v != 0 && v < 0.1 && v > -0.1 {
+		return fmt.Sprintf("%.3g", v)
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func withFloor(r result, floor float64) result {

@@ -26,7 +26,12 @@ import (
 // the simulator), each against a floor measured on the same moto:
 //
 //   - POST /v1/dispatch latency (p50/p99) vs the bare SDK calls it makes;
-//   - deliveries per second end to end vs a bare receive+delete loop;
+//   - AWS calls per single-target dispatch and per delivery, by caller,
+//     service and API, counted at moto, with DynamoDB request units, and
+//     the cost of 1,000 deliveries at list prices (see costPer1000);
+//   - deliveries per second end to end vs a bare receive+delete loop, and
+//     each delivery's latency (created to sent) p50/p99 vs one message
+//     sent, received and deleted;
 //   - KMS calls per 1,000 deliveries (moto counts them);
 //   - peak RSS of the dispatch bootstraps;
 //   - schedule fire lateness p50/p99 over 200 schedules (goal p99 <= 1 s);
@@ -60,8 +65,19 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	}
 	var out []result
 
-	// POST /v1/dispatch latency, one target per call, sequential.
+	prices, err := loadPrices()
+	if err != nil {
+		return nil, err
+	}
+
+	// POST /v1/dispatch latency, one target per call, sequential; the AWS
+	// calls of those dispatches and their deliveries, counted at moto, and
+	// what they cost.
 	const calls = 100
+	win, err := startWindow(motoURL, filepath.Join(tmp, "stack", "logs"))
+	if err != nil {
+		return nil, err
+	}
 	var lat []time.Duration
 	var ids []string
 	for i := range calls {
@@ -87,6 +103,21 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	if err := waitSent(c, ids, 3*time.Minute); err != nil {
 		return nil, err
 	}
+	time.Sleep(2 * time.Second) // the last outcomes' trailing calls and REPORT lines
+	used, err := win.collect()
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, callResults(used, "per single-target dispatch (api)", calls, "ApiFunction")...)
+	out = append(out, callResults(used, "per delivery (dispatch function)", len(ids), "DispatchFunction")...)
+	out = append(out, callResults(used, "per delivery (SQS pollers)", len(ids), moto.CallerEventSourceMapping)...)
+	out = append(out, callResults(used, "per delivery (webhook function)", len(ids), "WebhookFunction")...)
+	cost, err := costPer1000(used, prices, len(ids), calls, "ApiFunction", "DispatchFunction", "WebhookFunction",
+		moto.CallerEventSourceMapping, moto.CallerScheduler)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, cost...)
 
 	// End-to-end throughput and KMS economy: 200 deliveries over 8 platforms.
 	before, err := moto.Calls(motoURL)
@@ -128,8 +159,19 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e2e, err := deliveryLatencies(c, ids)
+	if err != nil {
+		return nil, err
+	}
+	bareLat, err := bareQueueLatency(ctx, motoURL, 50)
+	if err != nil {
+		return nil, err
+	}
 	out = append(out,
 		withFloor(result{Name: "deliveries per second end to end", Value: rate, Unit: "/s", Note: fmt.Sprintf("%d deliveries, 8 platforms; floor = bare receive+delete loop", len(ids))}, bare),
+		withFloor(result{Name: "delivery latency p50 (created to sent)", Value: ms(pct(e2e, 50)), Unit: "ms",
+			Note: "under the 200-delivery burst; floor = one message sent, received and deleted"}, ms(pct(bareLat, 50))),
+		withFloor(result{Name: "delivery latency p99 (created to sent)", Value: ms(pct(e2e, 99)), Unit: "ms"}, ms(pct(bareLat, 99))),
 		result{Name: "KMS calls per 1,000 deliveries", Value: float64(kms) * 1000 / float64(len(ids)), Unit: "calls", Note: "warm data-key cache"})
 	if rss, err := peakRSS("DispatchFunction"); err == nil {
 		out = append(out, result{Name: "peak RSS of a dispatch bootstrap", Value: rss, Unit: "MiB", Note: "VmHWM"})
@@ -263,6 +305,55 @@ func bareDispatchCalls(ctx context.Context, endpoint string, n int) ([]time.Dura
 			}
 		}
 		if _, err := q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: qu.QueueUrl, Entries: []sqstypes.SendMessageBatchRequestEntry{{Id: aws.String("1"), MessageBody: aws.String(`{"v":1}`)}}}); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// deliveryLatencies is, per delivery, the time from its creation (the
+// dispatch call) to its sent outcome, as the ledger recorded them.
+func deliveryLatencies(c devstack.Client, ids []string) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, len(ids))
+	for _, id := range ids {
+		var d struct {
+			CreatedAt time.Time  `json:"createdAt"`
+			SentAt    *time.Time `json:"sentAt"`
+		}
+		if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+			return nil, err
+		}
+		if d.SentAt == nil {
+			return nil, fmt.Errorf("delivery %s is sent but shows no sentAt", id)
+		}
+		out = append(out, d.SentAt.Sub(d.CreatedAt))
+	}
+	return out, nil
+}
+
+// bareQueueLatency is the floor for a delivery's latency: n times, one
+// message sent, long-polled and deleted, sequentially, on moto.
+func bareQueueLatency(ctx context.Context, endpoint string, n int) ([]time.Duration, error) {
+	q := sqs.NewFromConfig(moto.Config(endpoint))
+	qu, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-floor-latency")})
+	if err != nil {
+		return nil, err
+	}
+	var out []time.Duration
+	for range n {
+		start := time.Now()
+		if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qu.QueueUrl, MessageBody: aws.String(`{"v":1}`)}); err != nil {
+			return nil, err
+		}
+		r, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qu.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5})
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Messages) != 1 {
+			return nil, fmt.Errorf("bare latency loop: received %d messages, want 1", len(r.Messages))
+		}
+		if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qu.QueueUrl, ReceiptHandle: r.Messages[0].ReceiptHandle}); err != nil {
 			return nil, err
 		}
 		out = append(out, time.Since(start))

@@ -15,7 +15,9 @@
 //   - engagement reads per second per platform against the simulator and
 //     DynamoDB calls per reading (see engagementReads);
 //   - the dispatch bootstrap's peak RSS while it publishes large videos
-//     (see mediaMemory).
+//     (see mediaMemory);
+//   - bulk dispatch: posts per minute accepted, deliveries per second
+//     published, lost and duplicated posts (see bulk).
 //
 // Results are printed as a table and written to infra/bench/results/ as JSON.
 package main
@@ -59,7 +61,7 @@ type result struct {
 }
 
 func main() {
-	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement, media); empty: all")
+	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement, media, bulk); empty: all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
@@ -98,6 +100,7 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		{"pipeline", func() ([]result, error) { return pipeline(ctx, root, tmp) }},
 		{"engagement", func() ([]result, error) { return engagementReads(ctx, srv) }},
 		{"media", func() ([]result, error) { return mediaMemory(root, tmp) }},
+		{"bulk", func() ([]result, error) { return bulk(ctx, root, tmp) }},
 	}
 	var results []result
 	for _, p := range parts {

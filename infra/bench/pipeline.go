@@ -38,25 +38,11 @@ import (
 //   - webhooks: event latency, calls per delivery, attempts per second
 //     (see webhooks).
 func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
-	bin, err := devstack.Build(root, tmp)
-	if err != nil {
-		return nil, err
-	}
-	ports := make([]string, 3)
-	for i := range ports {
-		p, err := moto.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = strconv.Itoa(p)
-	}
-	st, err := devstack.Launch(3*time.Minute, bin, "-instances", "2", "-gateway-port", ports[0], "-moto-port", ports[1],
-		"-sim-port", ports[2], "-state-dir", filepath.Join(tmp, "stack"))
+	st, c, err := launchStack(root, filepath.Join(tmp, "stack"))
 	if err != nil {
 		return nil, err
 	}
 	defer st.Stop()
-	c := devstack.Client{API: st.Info["API URL"], Key: st.Info["Site API key"], SimURL: st.Info["Simulator"]}
 	motoURL := st.Info["Moto endpoint"]
 
 	targets, err := benchTargets(c)
@@ -74,7 +60,7 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	// calls of those dispatches and their deliveries, counted at moto, and
 	// what they cost.
 	const calls = 100
-	win, err := startWindow(motoURL, filepath.Join(tmp, "stack", "logs"))
+	win, err := startWindow(motoURL, st.Info["Logs"])
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +180,29 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	}
 	out = append(out, wh...)
 	return out, nil
+}
+
+// launchStack builds and starts the local stack (`make dev`'s runner)
+// with two instances per function, its state and logs under dir.
+func launchStack(root, dir string) (*devstack.Stack, devstack.Client, error) {
+	bin, err := devstack.Build(root, filepath.Dir(dir))
+	if err != nil {
+		return nil, devstack.Client{}, err
+	}
+	ports := make([]string, 3)
+	for i := range ports {
+		p, err := moto.FreePort()
+		if err != nil {
+			return nil, devstack.Client{}, err
+		}
+		ports[i] = strconv.Itoa(p)
+	}
+	st, err := devstack.Launch(3*time.Minute, bin, "-instances", "2", "-gateway-port", ports[0], "-moto-port", ports[1],
+		"-sim-port", ports[2], "-state-dir", dir)
+	if err != nil {
+		return nil, devstack.Client{}, err
+	}
+	return st, devstack.Client{API: st.Info["API URL"], Key: st.Info["Site API key"], SimURL: st.Info["Simulator"]}, nil
 }
 
 // benchTargets connects one account per platform and makes a target each.

@@ -108,12 +108,25 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 			continue
 		}
 		r, err := p.run()
+		results = append(results, r...)
 		if err != nil {
+			// What was measured before the failure is still worth seeing.
+			printResults(out, results)
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		results = append(results, r...)
 	}
 
+	printResults(out, results)
+	dir := filepath.Join(root, "infra", "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(results, "", "  ")
+	return os.WriteFile(filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+".json"), b, 0o644)
+}
+
+// printResults prints the results as a table.
+func printResults(out io.Writer, results []result) {
 	fmt.Fprintf(out, "%-52s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
 	for _, r := range results {
 		floor, ratio := "", ""
@@ -122,12 +135,6 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		}
 		fmt.Fprintf(out, "%-52s %14s %14s %8s  %s\n", r.Name, num(r.Value)+" "+r.Unit, floor, ratio, r.Note)
 	}
-	dir := filepath.Join(root, "infra", "bench", "results")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(results, "", "  ")
-	return os.WriteFile(filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+".json"), b, 0o644)
 }
 
 // num prints v with two decimals, or three significant digits when it is

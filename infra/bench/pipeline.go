@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -108,7 +110,7 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	// End-to-end throughput and KMS economy: 200 deliveries over 8 platforms.
 	before, err := moto.Calls(motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	all := make([]string, 0, len(targets))
 	for _, id := range targets {
@@ -121,19 +123,19 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 			Deliveries []struct{ ID string } `json:"deliveries"`
 		}
 		if err := c.Must(202, "POST", "/dispatch", dispatchBody(c.SimURL, fmt.Sprintf("tput-%02d", i), all), &resp); err != nil {
-			return nil, err
+			return out, err
 		}
 		for _, d := range resp.Deliveries {
 			ids = append(ids, d.ID)
 		}
 	}
 	if err := waitSent(c, ids, 5*time.Minute); err != nil {
-		return nil, err
+		return out, err
 	}
 	rate := float64(len(ids)) / time.Since(start).Seconds()
 	after, err := moto.Calls(motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	kms := 0
 	for k, v := range after {
@@ -143,15 +145,15 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	}
 	bare, err := bareReceiveDelete(ctx, motoURL, len(ids))
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	e2e, err := deliveryLatencies(c, ids)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	bareLat, err := bareQueueLatency(ctx, motoURL, 50)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	out = append(out,
 		withFloor(result{Name: "deliveries per second end to end", Value: rate, Unit: "/s", Note: fmt.Sprintf("%d deliveries, 8 platforms; floor = bare receive+delete loop", len(ids))}, bare),
@@ -166,7 +168,7 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	// Fire lateness: 200 schedules due over the next 20-40 s.
 	fired, publish, err := fireLateness(c, targets["mastodon"], 200)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	out = append(out,
 		result{Name: "schedule fire lateness p50", Value: ms(pct(fired, 50)), Unit: "ms", Note: "due time to the fire (firedAt), 200 schedules"},
@@ -176,7 +178,7 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 
 	wh, err := webhooks(c, targets, motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	out = append(out, wh...)
 	return out, nil
@@ -266,7 +268,7 @@ func waitSent(c devstack.Client, ids []string, within time.Duration) error {
 	for _, id := range ids {
 		for {
 			var d struct{ State string }
-			if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+			if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
 				return err
 			}
 			if d.State == "sent" {
@@ -330,7 +332,7 @@ func deliveryLatencies(c devstack.Client, ids []string) ([]time.Duration, error)
 			CreatedAt time.Time  `json:"createdAt"`
 			SentAt    *time.Time `json:"sentAt"`
 		}
-		if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+		if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
 			return nil, err
 		}
 		if d.SentAt == nil {
@@ -440,7 +442,7 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 						StartedAt time.Time `json:"startedAt"`
 					}
 				}
-				if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+				if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
 					return nil, nil, err
 				}
 				if len(d.History) > 0 {
@@ -456,7 +458,7 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 		var sc struct {
 			FiredAt *time.Time `json:"firedAt"`
 		}
-		if err := c.Must(200, "GET", "/schedules/"+url.PathEscape(s.id), nil, &sc); err != nil {
+		if err := getJSON(c, "/schedules/"+url.PathEscape(s.id), &sc); err != nil {
 			return nil, nil, err
 		}
 		if sc.FiredAt == nil {
@@ -465,6 +467,33 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 		fired = append(fired, sc.FiredAt.Sub(s.due))
 	}
 	return fired, publish, nil
+}
+
+// getJSON reads path into out, retrying while the local gateway answers
+// 503 (every execution environment of the api busy: on a loaded machine
+// a poll can find them all taken, as API Gateway answers when Lambda
+// throttles), up to 10 times.
+func getJSON(c devstack.Client, path string, out any) error {
+	var err error
+	for range 10 {
+		code, b, cerr := c.Call("GET", path, nil)
+		if cerr != nil {
+			return cerr
+		}
+		if code == http.StatusServiceUnavailable {
+			err = fmt.Errorf("GET %s: got 503 %s", path, b)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("GET %s: got %d %s, want 200", path, code, b)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("GET %s: decode %s: %w", path, b, err)
+		}
+		return nil
+	}
+	return err
 }
 
 // pct is the p-th percentile of ds.

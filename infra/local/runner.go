@@ -188,6 +188,8 @@ func (r *runner) startFunctions(ctx context.Context) error {
 		return err
 	}
 	env := append(moto.Env(r.cfg.MotoEndpoint), r.cfg.ExtraEnv...)
+	// Each function also gets AWS_SDK_UA_APP_ID=<logical id>: the SDK puts
+	// it in its User-Agent, and moto counts calls by it.
 	for i, f := range fns {
 		pool, err := lambdaenv.Start(ctx, lambdaenv.Config{
 			Name:      f.Name,
@@ -197,7 +199,6 @@ func (r *runner) startFunctions(ctx context.Context) error {
 			Timeout:   f.Timeout,
 			MemoryMB:  f.MemoryMB,
 			Handler:   f.Handler,
-			// The SDK puts the app id in its User-Agent: moto counts calls by it.
 			Env:       append(append(f.EnvironmentList(), env...), "AWS_SDK_UA_APP_ID="+f.LogicalID),
 			LogDir:    r.cfg.LogDir,
 			LogName:   f.LogicalID,

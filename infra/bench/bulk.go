@@ -134,7 +134,7 @@ func bulk(ctx context.Context, root, tmp string) ([]result, error) {
 		{Name: "bulk posts lost", Value: float64(lost), Unit: "posts", Note: "sent deliveries without a post at the simulator; goal 0"},
 		{Name: "bulk posts duplicated", Value: float64(dup), Unit: "posts", Note: "posts at the simulator beyond the sent deliveries; goal 0"},
 	}
-	out = append(out, callResults(used, "per bulk call (api)", *bulkCalls, "ApiFunction")...)
+	out = append(out, callResults(used, "per bulk call (api)", *bulkCalls, "", "ApiFunction")...)
 	return out, nil
 }
 

@@ -166,8 +166,9 @@ func contains(xs []string, x string) bool {
 }
 
 // callResults is one line per API of callers, per unit (n units: n
-// dispatch calls, n deliveries), sorted by service and operation.
-func callResults(u usage, label string, n int, callers ...string) []result {
+// dispatch calls, n deliveries), sorted by service and operation, then
+// one line per service; ddbGoal, when set, notes the DynamoDB line.
+func callResults(u usage, label string, n int, ddbGoal string, callers ...string) []result {
 	by := u.callsBy(callers...)
 	keys := make([]string, 0, len(by))
 	for k := range by {
@@ -194,7 +195,7 @@ func callResults(u usage, label string, n int, callers ...string) []result {
 	for _, s := range services {
 		note := ""
 		if s == "dynamodb" {
-			note = "goal <= 4"
+			note = ddbGoal
 		}
 		out = append(out, result{Name: fmt.Sprintf("%s: %s calls", label, s), Value: perService[s], Unit: "calls", Note: note})
 	}

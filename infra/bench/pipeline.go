@@ -96,10 +96,10 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, callResults(used, "per single-target dispatch (api)", calls, "ApiFunction")...)
-	out = append(out, callResults(used, "per delivery (dispatch function)", len(ids), "DispatchFunction")...)
-	out = append(out, callResults(used, "per delivery (SQS pollers)", len(ids), moto.CallerEventSourceMapping)...)
-	out = append(out, callResults(used, "per delivery (webhook function)", len(ids), "WebhookFunction")...)
+	out = append(out, callResults(used, "per single-target dispatch (api)", calls, "goal <= 4", "ApiFunction")...)
+	out = append(out, callResults(used, "per delivery (dispatch function)", len(ids), "goal <= 4", "DispatchFunction")...)
+	out = append(out, callResults(used, "per delivery (SQS pollers)", len(ids), "", moto.CallerEventSourceMapping)...)
+	out = append(out, callResults(used, "per delivery (webhook function, its events)", len(ids), "", "WebhookFunction")...)
 	cost, err := costPer1000(used, prices, len(ids), calls, "ApiFunction", "DispatchFunction", "WebhookFunction",
 		moto.CallerEventSourceMapping, moto.CallerScheduler)
 	if err != nil {

@@ -703,15 +703,17 @@ def main():
         """Serves one DynamoDB request (under the lock) and adds its
         request units to key's."""
         try:
-            n = int(environ.get("CONTENT_LENGTH") or 0)
+            n = int(environ.get("CONTENT_LENGTH") or -1)
         except ValueError:
-            n = 0
-        raw = environ["wsgi.input"].read(n) if n > 0 else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
-        try:
-            req = json.loads(raw or b"{}")
-        except ValueError:
-            req = {}
+            n = -1
+        req = {}
+        if n >= 0:  # a body of unknown length (chunked) is left to moto, uncounted
+            raw = environ["wsgi.input"].read(n)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            try:
+                req = json.loads(raw or b"{}")
+            except ValueError:
+                req = {}
         m = _SCOPE_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
         counter = DynamoUnits(m.group(1) if m else "us-east-1", key[2] if key else "", req if isinstance(req, dict) else {})
         try:

@@ -44,9 +44,9 @@ Usage: python serve.py -H 127.0.0.1 -p 4566
 import argparse
 import base64
 import binascii
-import io
 import collections
 import copy
+import io
 import json
 import re
 import signal
@@ -69,16 +69,14 @@ from moto.dynamodb.exceptions import (
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.utilities import bytesize
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from moto.dynamodb.models import dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.dynamodb.models.utilities import bytesize
 from moto.sqs.exceptions import QueueDoesNotExist, SQSException
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 from moto.sqs.responses import SQSResponse

@@ -4,14 +4,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	_ "time/tzdata" // provided.al2023 ships no zoneinfo; sites name IANA zones
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -50,9 +48,9 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 	}
 	log := logging.New(os.Stdout, cfg.LogLevel, "api")
 	rec := metrics.New(metrics.Options{Function: "api"})
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, err := posseconfig.LoadAWS(os.Getenv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS config: %w", err)
+		return nil, nil, err
 	}
 	if cfg, err = cfg.ResolvePlatformSecret(ctx, secretsmanager.NewFromConfig(awsCfg)); err != nil {
 		return nil, nil, err

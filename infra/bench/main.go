@@ -4,7 +4,8 @@
 //
 //   - cold start: each function's init duration under the Lambda RIE, with
 //     the template's environment against moto, vs a minimal Lambda bootstrap;
-//   - binary size: each function's linux/arm64 bootstrap vs the same floor;
+//   - binary size: each function's linux/arm64 bootstrap vs the same floor,
+//     and the dependencies that dominate it (see binarySizes);
 //   - vault: KMS calls per 1,000 opens of one warm sealed record (goal <= 1),
 //     and the cost of a cached open vs a bare AES-256-GCM open of the same
 //     bytes;
@@ -14,7 +15,9 @@
 //   - engagement reads per second per platform against the simulator and
 //     DynamoDB calls per reading (see engagementReads);
 //   - the dispatch bootstrap's peak RSS while it publishes large videos
-//     (see mediaMemory).
+//     (see mediaMemory);
+//   - bulk dispatch: posts per minute accepted, deliveries per second
+//     published, lost and duplicated posts (see bulk).
 //
 // Results are printed as a table and written to infra/bench/results/ as JSON.
 package main
@@ -30,10 +33,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,7 @@ type result struct {
 }
 
 func main() {
-	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement, media); empty: all")
+	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement, media, bulk); empty: all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
@@ -99,6 +100,7 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		{"pipeline", func() ([]result, error) { return pipeline(ctx, root, tmp) }},
 		{"engagement", func() ([]result, error) { return engagementReads(ctx, srv) }},
 		{"media", func() ([]result, error) { return mediaMemory(root, tmp) }},
+		{"bulk", func() ([]result, error) { return bulk(ctx, root, tmp) }},
 	}
 	var results []result
 	for _, p := range parts {
@@ -106,26 +108,42 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 			continue
 		}
 		r, err := p.run()
+		results = append(results, r...)
 		if err != nil {
+			// What was measured before the failure is still worth seeing.
+			printResults(out, results)
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		results = append(results, r...)
 	}
 
-	fmt.Fprintf(out, "%-44s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
-	for _, r := range results {
-		floor, ratio := "", ""
-		if r.Floor != 0 {
-			floor, ratio = fmt.Sprintf("%.2f %s", r.Floor, r.Unit), fmt.Sprintf("%.2fx", r.Ratio)
-		}
-		fmt.Fprintf(out, "%-44s %14s %14s %8s  %s\n", r.Name, fmt.Sprintf("%.2f %s", r.Value, r.Unit), floor, ratio, r.Note)
-	}
+	printResults(out, results)
 	dir := filepath.Join(root, "infra", "bench", "results")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(results, "", "  ")
 	return os.WriteFile(filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+".json"), b, 0o644)
+}
+
+// printResults prints the results as a table.
+func printResults(out io.Writer, results []result) {
+	fmt.Fprintf(out, "%-52s %14s %14s %8s\n", "measure", "value", "floor", "ratio")
+	for _, r := range results {
+		floor, ratio := "", ""
+		if r.Floor != 0 {
+			floor, ratio = num(r.Floor)+" "+r.Unit, fmt.Sprintf("%.2fx", r.Ratio)
+		}
+		fmt.Fprintf(out, "%-52s %14s %14s %8s  %s\n", r.Name, num(r.Value)+" "+r.Unit, floor, ratio, r.Note)
+	}
+}
+
+// num prints v with two decimals, or three significant digits when it is
+// smaller than 0.1 (costs per 1,000 deliveries are fractions of a cent).
+func num(v float64) string {
+	if v != 0 && v < 0.1 && v > -0.1 {
+		return fmt.Sprintf("%.3g", v)
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func withFloor(r result, floor float64) result {
@@ -194,49 +212,6 @@ func coldStarts(ctx context.Context, root, tmp string, srv *moto.Server) ([]resu
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// binarySizes builds every function and the floor for linux/arm64, as
-// Lambda runs them, and compares sizes.
-func binarySizes(ctx context.Context, root, tmp string) ([]result, error) {
-	size := func(dir, pkg string) (float64, error) {
-		outBin := filepath.Join(tmp, "arm64", filepath.Base(pkg), "bootstrap")
-		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", outBin, pkg)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("build %s for arm64: %w: %s", pkg, err, msg)
-		}
-		st, err := os.Stat(outBin)
-		if err != nil {
-			return 0, err
-		}
-		return float64(st.Size()) / (1 << 20), nil
-	}
-	floor, err := size(root, "./infra/bench/floorfn")
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(filepath.Join(root, "functions"))
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	var out []result
-	for _, n := range names {
-		s, err := size(root, "./functions/"+n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, withFloor(result{Name: "bootstrap size " + n + " (linux/arm64)", Value: s, Unit: "MiB"}, floor))
-	}
-	return out, nil
-}
 
 // countingKMS counts the Decrypt calls that reach KMS.
 type countingKMS struct {

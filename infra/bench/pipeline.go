@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,32 +28,23 @@ import (
 // the simulator), each against a floor measured on the same moto:
 //
 //   - POST /v1/dispatch latency (p50/p99) vs the bare SDK calls it makes;
-//   - deliveries per second end to end vs a bare receive+delete loop;
+//   - AWS calls per single-target dispatch and per delivery, by caller,
+//     service and API, counted at moto, with DynamoDB request units, and
+//     the cost of 1,000 deliveries at list prices (see costPer1000);
+//   - deliveries per second end to end vs a bare receive+delete loop, and
+//     each delivery's latency (created to sent) p50/p99 vs one message
+//     sent, received and deleted;
 //   - KMS calls per 1,000 deliveries (moto counts them);
 //   - peak RSS of the dispatch bootstraps;
 //   - schedule fire lateness p50/p99 over 200 schedules (goal p99 <= 1 s);
 //   - webhooks: event latency, calls per delivery, attempts per second
 //     (see webhooks).
 func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
-	bin, err := devstack.Build(root, tmp)
-	if err != nil {
-		return nil, err
-	}
-	ports := make([]string, 3)
-	for i := range ports {
-		p, err := moto.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = strconv.Itoa(p)
-	}
-	st, err := devstack.Launch(3*time.Minute, bin, "-instances", "2", "-gateway-port", ports[0], "-moto-port", ports[1],
-		"-sim-port", ports[2], "-state-dir", filepath.Join(tmp, "stack"))
+	st, c, err := launchStack(root, filepath.Join(tmp, "stack"))
 	if err != nil {
 		return nil, err
 	}
 	defer st.Stop()
-	c := devstack.Client{API: st.Info["API URL"], Key: st.Info["Site API key"], SimURL: st.Info["Simulator"]}
 	motoURL := st.Info["Moto endpoint"]
 
 	targets, err := benchTargets(c)
@@ -60,8 +53,19 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	}
 	var out []result
 
-	// POST /v1/dispatch latency, one target per call, sequential.
+	prices, err := loadPrices()
+	if err != nil {
+		return nil, err
+	}
+
+	// POST /v1/dispatch latency, one target per call, sequential; the AWS
+	// calls of those dispatches and their deliveries, counted at moto, and
+	// what they cost.
 	const calls = 100
+	win, err := startWindow(motoURL, st.Info["Logs"])
+	if err != nil {
+		return nil, err
+	}
 	var lat []time.Duration
 	var ids []string
 	for i := range calls {
@@ -87,11 +91,26 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	if err := waitSent(c, ids, 3*time.Minute); err != nil {
 		return nil, err
 	}
+	time.Sleep(2 * time.Second) // the last outcomes' trailing calls and REPORT lines
+	used, err := win.collect()
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, callResults(used, "per single-target dispatch (api)", calls, "goal <= 4", "ApiFunction")...)
+	out = append(out, callResults(used, "per delivery (dispatch function)", len(ids), "goal <= 4", "DispatchFunction")...)
+	out = append(out, callResults(used, "per delivery (SQS pollers)", len(ids), "", moto.CallerEventSourceMapping)...)
+	out = append(out, callResults(used, "per delivery (webhook function, its events)", len(ids), "", "WebhookFunction")...)
+	cost, err := costPer1000(used, prices, len(ids), calls, "ApiFunction", "DispatchFunction", "WebhookFunction",
+		moto.CallerEventSourceMapping, moto.CallerScheduler)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, cost...)
 
 	// End-to-end throughput and KMS economy: 200 deliveries over 8 platforms.
 	before, err := moto.Calls(motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	all := make([]string, 0, len(targets))
 	for _, id := range targets {
@@ -104,19 +123,19 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 			Deliveries []struct{ ID string } `json:"deliveries"`
 		}
 		if err := c.Must(202, "POST", "/dispatch", dispatchBody(c.SimURL, fmt.Sprintf("tput-%02d", i), all), &resp); err != nil {
-			return nil, err
+			return out, err
 		}
 		for _, d := range resp.Deliveries {
 			ids = append(ids, d.ID)
 		}
 	}
 	if err := waitSent(c, ids, 5*time.Minute); err != nil {
-		return nil, err
+		return out, err
 	}
 	rate := float64(len(ids)) / time.Since(start).Seconds()
 	after, err := moto.Calls(motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	kms := 0
 	for k, v := range after {
@@ -126,10 +145,21 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	}
 	bare, err := bareReceiveDelete(ctx, motoURL, len(ids))
 	if err != nil {
-		return nil, err
+		return out, err
+	}
+	e2e, err := deliveryLatencies(c, ids)
+	if err != nil {
+		return out, err
+	}
+	bareLat, err := bareQueueLatency(ctx, motoURL, 50)
+	if err != nil {
+		return out, err
 	}
 	out = append(out,
 		withFloor(result{Name: "deliveries per second end to end", Value: rate, Unit: "/s", Note: fmt.Sprintf("%d deliveries, 8 platforms; floor = bare receive+delete loop", len(ids))}, bare),
+		withFloor(result{Name: "delivery latency p50 (created to sent)", Value: ms(pct(e2e, 50)), Unit: "ms",
+			Note: "under the 200-delivery burst; floor = one message sent, received and deleted"}, ms(pct(bareLat, 50))),
+		withFloor(result{Name: "delivery latency p99 (created to sent)", Value: ms(pct(e2e, 99)), Unit: "ms"}, ms(pct(bareLat, 99))),
 		result{Name: "KMS calls per 1,000 deliveries", Value: float64(kms) * 1000 / float64(len(ids)), Unit: "calls", Note: "warm data-key cache"})
 	if rss, err := peakRSS("DispatchFunction"); err == nil {
 		out = append(out, result{Name: "peak RSS of a dispatch bootstrap", Value: rss, Unit: "MiB", Note: "VmHWM"})
@@ -138,7 +168,7 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	// Fire lateness: 200 schedules due over the next 20-40 s.
 	fired, publish, err := fireLateness(c, targets["mastodon"], 200)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	out = append(out,
 		result{Name: "schedule fire lateness p50", Value: ms(pct(fired, 50)), Unit: "ms", Note: "due time to the fire (firedAt), 200 schedules"},
@@ -148,10 +178,33 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 
 	wh, err := webhooks(c, targets, motoURL)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	out = append(out, wh...)
 	return out, nil
+}
+
+// launchStack builds and starts the local stack (`make dev`'s runner)
+// with two instances per function, its state and logs under dir.
+func launchStack(root, dir string) (*devstack.Stack, devstack.Client, error) {
+	bin, err := devstack.Build(root, filepath.Dir(dir))
+	if err != nil {
+		return nil, devstack.Client{}, err
+	}
+	ports := make([]string, 3)
+	for i := range ports {
+		p, err := moto.FreePort()
+		if err != nil {
+			return nil, devstack.Client{}, err
+		}
+		ports[i] = strconv.Itoa(p)
+	}
+	st, err := devstack.Launch(3*time.Minute, bin, "-instances", "2", "-gateway-port", ports[0], "-moto-port", ports[1],
+		"-sim-port", ports[2], "-state-dir", dir)
+	if err != nil {
+		return nil, devstack.Client{}, err
+	}
+	return st, devstack.Client{API: st.Info["API URL"], Key: st.Info["Site API key"], SimURL: st.Info["Simulator"]}, nil
 }
 
 // benchTargets connects one account per platform and makes a target each.
@@ -215,7 +268,7 @@ func waitSent(c devstack.Client, ids []string, within time.Duration) error {
 	for _, id := range ids {
 		for {
 			var d struct{ State string }
-			if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+			if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
 				return err
 			}
 			if d.State == "sent" {
@@ -263,6 +316,55 @@ func bareDispatchCalls(ctx context.Context, endpoint string, n int) ([]time.Dura
 			}
 		}
 		if _, err := q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: qu.QueueUrl, Entries: []sqstypes.SendMessageBatchRequestEntry{{Id: aws.String("1"), MessageBody: aws.String(`{"v":1}`)}}}); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// deliveryLatencies is, per delivery, the time from its creation (the
+// dispatch call) to its sent outcome, as the ledger recorded them.
+func deliveryLatencies(c devstack.Client, ids []string) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, len(ids))
+	for _, id := range ids {
+		var d struct {
+			CreatedAt time.Time  `json:"createdAt"`
+			SentAt    *time.Time `json:"sentAt"`
+		}
+		if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
+			return nil, err
+		}
+		if d.SentAt == nil {
+			return nil, fmt.Errorf("delivery %s is sent but shows no sentAt", id)
+		}
+		out = append(out, d.SentAt.Sub(d.CreatedAt))
+	}
+	return out, nil
+}
+
+// bareQueueLatency is the floor for a delivery's latency: n times, one
+// message sent, long-polled and deleted, sequentially, on moto.
+func bareQueueLatency(ctx context.Context, endpoint string, n int) ([]time.Duration, error) {
+	q := sqs.NewFromConfig(moto.Config(endpoint))
+	qu, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-floor-latency")})
+	if err != nil {
+		return nil, err
+	}
+	var out []time.Duration
+	for range n {
+		start := time.Now()
+		if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qu.QueueUrl, MessageBody: aws.String(`{"v":1}`)}); err != nil {
+			return nil, err
+		}
+		r, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qu.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5})
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Messages) != 1 {
+			return nil, fmt.Errorf("bare latency loop: received %d messages, want 1", len(r.Messages))
+		}
+		if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qu.QueueUrl, ReceiptHandle: r.Messages[0].ReceiptHandle}); err != nil {
 			return nil, err
 		}
 		out = append(out, time.Since(start))
@@ -340,7 +442,7 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 						StartedAt time.Time `json:"startedAt"`
 					}
 				}
-				if err := c.Must(200, "GET", "/deliveries/"+url.PathEscape(id), nil, &d); err != nil {
+				if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
 					return nil, nil, err
 				}
 				if len(d.History) > 0 {
@@ -356,7 +458,7 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 		var sc struct {
 			FiredAt *time.Time `json:"firedAt"`
 		}
-		if err := c.Must(200, "GET", "/schedules/"+url.PathEscape(s.id), nil, &sc); err != nil {
+		if err := getJSON(c, "/schedules/"+url.PathEscape(s.id), &sc); err != nil {
 			return nil, nil, err
 		}
 		if sc.FiredAt == nil {
@@ -365,6 +467,33 @@ func fireLateness(c devstack.Client, targetID string, n int) (fired, publish []t
 		fired = append(fired, sc.FiredAt.Sub(s.due))
 	}
 	return fired, publish, nil
+}
+
+// getJSON reads path into out, retrying while the local gateway answers
+// 503 (every execution environment of the api busy: on a loaded machine
+// a poll can find them all taken, as API Gateway answers when Lambda
+// throttles), up to 10 times.
+func getJSON(c devstack.Client, path string, out any) error {
+	var err error
+	for range 10 {
+		code, b, cerr := c.Call("GET", path, nil)
+		if cerr != nil {
+			return cerr
+		}
+		if code == http.StatusServiceUnavailable {
+			err = fmt.Errorf("GET %s: got 503 %s", path, b)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("GET %s: got %d %s, want 200", path, code, b)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("GET %s: decode %s: %w", path, b, err)
+		}
+		return nil
+	}
+	return err
 }
 
 // pct is the p-th percentile of ds.

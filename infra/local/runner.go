@@ -188,6 +188,8 @@ func (r *runner) startFunctions(ctx context.Context) error {
 		return err
 	}
 	env := append(moto.Env(r.cfg.MotoEndpoint), r.cfg.ExtraEnv...)
+	// Each function also gets AWS_SDK_UA_APP_ID=<logical id>: the SDK puts
+	// it in its User-Agent, and moto counts calls by it.
 	for i, f := range fns {
 		pool, err := lambdaenv.Start(ctx, lambdaenv.Config{
 			Name:      f.Name,
@@ -197,7 +199,7 @@ func (r *runner) startFunctions(ctx context.Context) error {
 			Timeout:   f.Timeout,
 			MemoryMB:  f.MemoryMB,
 			Handler:   f.Handler,
-			Env:       append(f.EnvironmentList(), env...),
+			Env:       append(append(f.EnvironmentList(), env...), "AWS_SDK_UA_APP_ID="+f.LogicalID),
 			LogDir:    r.cfg.LogDir,
 			LogName:   f.LogicalID,
 			Logger:    r.cfg.Logger,
@@ -243,7 +245,12 @@ func (r *runner) serve(ctx context.Context) error {
 	if err := r.startGateway(); err != nil {
 		return err
 	}
-	client := sqs.NewFromConfig(r.aws)
+	// Each stand-in names itself to moto, which counts calls by caller: the
+	// pollers' calls are what Lambda's event source mappings make (billed
+	// as SQS requests on AWS), the ticker's what EventBridge Scheduler does.
+	esmCfg, schedCfg := r.aws.Copy(), r.aws.Copy()
+	esmCfg.AppID, schedCfg.AppID = moto.CallerEventSourceMapping, moto.CallerScheduler
+	client := sqs.NewFromConfig(esmCfg)
 	for _, f := range r.stack.Functions {
 		for _, ev := range f.SQSEvents {
 			if err := r.startMapping(ctx, client, f, ev); err != nil {
@@ -252,8 +259,8 @@ func (r *runner) serve(ctx context.Context) error {
 		}
 	}
 	tk := schedules.New(schedules.Options{
-		Scheduler: scheduler.NewFromConfig(r.aws),
-		SQS:       client,
+		Scheduler: scheduler.NewFromConfig(schedCfg),
+		SQS:       sqs.NewFromConfig(schedCfg),
 		Function: func(name string) (schedules.Invoker, bool) {
 			p, ok := r.byName[name]
 			return p, ok

@@ -290,3 +290,38 @@ func TestMoveTaskPermissionsAreExactlyTheConsoleRedrives(t *testing.T) {
 		t.Errorf("ApiFunction's POSSE_DISPATCH_DLQ_ARN: got %v, want !GetAtt DispatchDLQ.Arn", scalars(v))
 	}
 }
+
+// TestSQSEventSourcesAreBounded: every SQS event source has a
+// ScalingConfig.MaximumConcurrency (a parameter whose default is what
+// deploys), so a burst on one queue cannot take the account's Lambda
+// concurrency from the api; AWS takes 2 to 1,000.
+func TestSQSEventSourcesAreBounded(t *testing.T) {
+	t.Parallel()
+	root := load(t)
+	found := 0
+	for _, fn := range resources(root, "AWS::Serverless::Function") {
+		events := get(root, "Resources", fn, "Properties", "Events")
+		for i := 0; events != nil && i+1 < len(events.Content); i += 2 {
+			ev := events.Content[i+1]
+			if v := get(ev, "Type"); v == nil || v.Value != "SQS" {
+				continue
+			}
+			found++
+			name := fn + "." + events.Content[i].Value
+			mc := get(ev, "Properties", "ScalingConfig", "MaximumConcurrency")
+			if mc == nil {
+				t.Errorf("%s: no ScalingConfig.MaximumConcurrency", name)
+				continue
+			}
+			if mc.Tag == "!Ref" {
+				mc = get(root, "Parameters", mc.Value, "Default")
+			}
+			if n, err := strconv.Atoi(mc.Value); err != nil || n < 2 || n > 1000 {
+				t.Errorf("%s: MaximumConcurrency %q, want 2 to 1000", name, mc.Value)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no SQS event source found in the template")
+	}
+}

@@ -11,14 +11,12 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -93,9 +91,9 @@ func NewBase(ctx context.Context, getenv func(string) string, function string, r
 		return nil, err
 	}
 	log := logging.New(os.Stdout, cfg.LogLevel, function)
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := config.LoadAWS(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
+		return nil, err
 	}
 	return &Base{Config: cfg, Log: log, Metrics: metrics.New(metrics.Options{Function: function}), AWS: awsCfg, DB: dynamodb.NewFromConfig(awsCfg)}, nil
 }

@@ -231,3 +231,62 @@ func Calls(endpoint string) (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// The callers the local runner's own AWS calls are counted under (the
+// functions are counted under their logical ids, AWS_SDK_UA_APP_ID).
+const (
+	// CallerEventSourceMapping is the SQS pollers: what Lambda's event
+	// source mappings call (billed as SQS requests on AWS).
+	CallerEventSourceMapping = "LambdaEventSourceMapping"
+	// CallerScheduler is the schedule ticker: what EventBridge Scheduler
+	// calls when a schedule fires.
+	CallerScheduler = "EventBridgeScheduler"
+)
+
+// CallCount is how many requests one caller made to one operation of one
+// service: {"ApiFunction", "dynamodb", "PutItem", 3}. The caller is the
+// application id in the SDK's User-Agent (AWS_SDK_UA_APP_ID, or
+// aws.Config.AppID), "unnamed" without one.
+type CallCount struct {
+	Caller    string `json:"caller"`
+	Service   string `json:"service"`
+	Operation string `json:"operation"`
+	Count     int    `json:"count"`
+	// ReadUnits and WriteUnits are the DynamoDB on-demand request units
+	// the calls cost, as serve.py reckons them from the items' sizes (1 RRU
+	// per 4 KB read strongly consistent, half eventually; 1 WRU per 1 KB
+	// written; twice for transactions; failed conditions still cost).
+	ReadUnits  float64 `json:"readUnits,omitempty"`
+	WriteUnits float64 `json:"writeUnits,omitempty"`
+}
+
+// CallDetail returns the requests moto has served since it started or
+// since the last ResetCalls, by caller, service and operation.
+func CallDetail(endpoint string) ([]CallCount, error) {
+	resp, err := http.Get(endpoint + "/_posse/calls/detail")
+	if err != nil {
+		return nil, fmt.Errorf("read moto call detail: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("read moto call detail: HTTP %d", resp.StatusCode)
+	}
+	var out []CallCount
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode moto call detail: %w", err)
+	}
+	return out, nil
+}
+
+// ResetCalls zeroes the counts Calls and CallDetail answer.
+func ResetCalls(endpoint string) error {
+	resp, err := http.Post(endpoint+"/_posse/calls/reset", "application/json", nil)
+	if err != nil {
+		return fmt.Errorf("reset moto call counts: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reset moto call counts: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

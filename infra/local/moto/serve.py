@@ -12,8 +12,16 @@ Its TransactWriteItems undoes a failed transaction by restoring the items
 it wrote, not by copying every table the transaction names first (moto's
 way, which made each transaction as slow as the table is large).
 
-It also counts requests by X-Amz-Target (GET /_posse/calls answers the
-counts as JSON), so benchmarks can report KMS calls per delivery.
+It also counts requests, so benchmarks can report AWS calls per dispatch
+and per delivery: by X-Amz-Target (GET /_posse/calls answers the counts as
+JSON), and by caller, service and operation (GET /_posse/calls/detail; POST
+/_posse/calls/reset zeroes both). The caller is the application id the AWS
+SDKs put in their User-Agent (app/<id>; the local stack names each function
+with AWS_SDK_UA_APP_ID), the service is the signing name in the request's
+SigV4 credential scope, and the operation is the X-Amz-Target action or,
+for the REST APIs (EventBridge Scheduler), the route's operation name.
+Counting here rather than in a proxy keeps one process, one port and one
+endpoint for every client, and sees exactly the requests moto answers.
 
 And it adds the three SQS actions moto lacks (it answers 500 to them), the
 ones the SQS console's "Start DLQ redrive" calls: StartMessageMoveTask,
@@ -38,7 +46,9 @@ import base64
 import binascii
 import collections
 import copy
+import io
 import json
+import re
 import signal
 import sys
 import threading
@@ -47,6 +57,7 @@ import uuid
 
 from werkzeug.serving import run_simple
 
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.core.utils import get_service_model
 from moto.dynamodb.comparisons import get_filter_expression
@@ -58,8 +69,9 @@ from moto.dynamodb.exceptions import (
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.utilities import bytesize
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -492,6 +504,138 @@ def transact_write_items(self, transact_items):
 DynamoDBBackend.transact_write_items = transact_write_items
 
 
+# ------------------------------------------------------------ call counts
+
+_APP_ID = re.compile(r"(?:^|\s)app/([^\s]+)")
+_SCOPE = re.compile(r"Credential=[^/]+/[0-9]{8}/[^/]+/([^/]+)/aws4_request")
+_SCOPE_REGION = re.compile(r"Credential=[^/]+/[0-9]{8}/([^/]+)/")
+# EventBridge Scheduler's REST routes: (method, first path segment, has a
+# name) -> operation, as the Scheduler API Reference names them.
+_SCHEDULER_ROUTES = {
+    ("POST", "schedules", True): "CreateSchedule",
+    ("GET", "schedules", True): "GetSchedule",
+    ("PUT", "schedules", True): "UpdateSchedule",
+    ("DELETE", "schedules", True): "DeleteSchedule",
+    ("GET", "schedules", False): "ListSchedules",
+    ("POST", "schedule-groups", True): "CreateScheduleGroup",
+    ("GET", "schedule-groups", True): "GetScheduleGroup",
+    ("DELETE", "schedule-groups", True): "DeleteScheduleGroup",
+    ("GET", "schedule-groups", False): "ListScheduleGroups",
+}
+
+
+def call_key(environ):
+    """(caller, service, operation) of one request."""
+    m = _APP_ID.search(environ.get("HTTP_USER_AGENT", ""))
+    caller = m.group(1) if m else "unnamed"
+    m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = m.group(1) if m else "unsigned"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return caller, service, target.rsplit(".", 1)[-1]
+    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+    method = environ.get("REQUEST_METHOD", "")
+    if service == "scheduler" and parts:
+        op = _SCHEDULER_ROUTES.get((method, parts[0], len(parts) > 1))
+        if op:
+            return caller, service, op
+    return caller, service, method + " /" + (parts[0] if parts else "")
+
+
+# ------------------------------------------- DynamoDB request units
+
+# On-demand DynamoDB bills request units, not requests (Developer Guide,
+# "Read/write capacity mode" and "Managing settings on DynamoDB provisioned
+# capacity tables"): a read is 1 RRU per 4 KB of the item, half of that
+# when eventually consistent, rounded up per item (Query and Scan: on the
+# sum of the items returned); a write is 1 WRU per 1 KB of the larger of
+# the item before and after, rounded up per item; a write whose condition
+# fails still costs; every item of a transaction costs twice. Item sizes
+# are DynamoDB's (attribute names plus values), as moto computes them.
+
+
+def _item_size(wire_item):
+    return sum(bytesize(k) + DynamoType(v).size() for k, v in (wire_item or {}).items())
+
+
+def _stored_size(region, table, key):
+    try:
+        item = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_item(table, key)
+    except Exception:  # noqa: BLE001 - no table, bad key: nothing stored
+        return 0
+    return item.size() if item is not None else 0
+
+
+def _ceil(n, unit):
+    return max(1, -(-n // unit))
+
+
+class DynamoUnits:
+    """Counts the request units of one DynamoDB request: before() reads the
+    sizes of the items a write touches, after() adds the units."""
+
+    def __init__(self, region, op, req):
+        self.region, self.op, self.req = region, op, req
+        self.writes = []  # (table, key, size before, size of the new item or None)
+
+    def before(self):
+        op, req = self.op, self.req
+        if op in ("PutItem", "UpdateItem", "DeleteItem"):
+            key = req.get("Key") if op != "PutItem" else self._key_of(req.get("TableName"), req.get("Item"))
+            new = _item_size(req.get("Item")) if op == "PutItem" else None
+            self.writes.append((req.get("TableName"), key, 1, new))
+        elif op == "BatchWriteItem":
+            for table, reqs in (req.get("RequestItems") or {}).items():
+                for r in reqs:
+                    if "PutRequest" in r:
+                        item = r["PutRequest"].get("Item")
+                        self.writes.append((table, self._key_of(table, item), 1, _item_size(item)))
+                    elif "DeleteRequest" in r:
+                        self.writes.append((table, r["DeleteRequest"].get("Key"), 1, None))
+        elif op == "TransactWriteItems":
+            for t in req.get("TransactItems") or []:
+                for kind, body in t.items():
+                    table = body.get("TableName")
+                    if kind == "Put":
+                        item = body.get("Item")
+                        self.writes.append((table, self._key_of(table, item), 2, _item_size(item)))
+                    else:  # Update, Delete, ConditionCheck
+                        self.writes.append((table, body.get("Key"), 2, None))
+        self.writes = [(t, k, f, n, _stored_size(self.region, t, k) if k else 0) for t, k, f, n in self.writes]
+
+    def _key_of(self, table, item):
+        try:
+            t = dynamodb_backends[DEFAULT_ACCOUNT_ID][self.region].get_table(table)
+        except Exception:  # noqa: BLE001
+            return None
+        names = [t.hash_key_attr] + ([t.range_key_attr] if t.has_range_key else [])
+        item = item or {}
+        return {n: item[n] for n in names if n in item}
+
+    def after(self, resp):
+        """(read units, write units) given the parsed answer."""
+        op, req = self.op, self.req
+        rru = wru = 0.0
+        for table, key, factor, new, old in self.writes:
+            now = new if new is not None else (_stored_size(self.region, table, key) if key else 0)
+            wru += factor * _ceil(max(old, now), 1024)
+        half = lambda consistent: 1.0 if consistent else 0.5  # noqa: E731
+        if op == "GetItem":
+            rru += half(req.get("ConsistentRead")) * _ceil(_stored_size(self.region, req.get("TableName"), req.get("Key")), 4096)
+        elif op == "BatchGetItem":
+            for table, spec in (req.get("RequestItems") or {}).items():
+                for key in spec.get("Keys") or []:
+                    rru += half(spec.get("ConsistentRead")) * _ceil(_stored_size(self.region, table, key), 4096)
+        elif op == "TransactGetItems":
+            for t in req.get("TransactItems") or []:
+                g = t.get("Get") or {}
+                rru += 2 * _ceil(_stored_size(self.region, g.get("TableName"), g.get("Key")), 4096)
+        elif op in ("Query", "Scan"):
+            total = sum(_item_size(i) for i in (resp or {}).get("Items") or [])
+            rru += half(req.get("ConsistentRead")) * _ceil(total, 4096)
+        return rru, wru
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -509,23 +653,91 @@ def main():
     dynamodb = threading.Lock()
     counted = threading.Lock()
     calls = collections.Counter()
+    detail = collections.Counter()
+    units = collections.defaultdict(lambda: [0.0, 0.0])  # call key -> [read units, write units]
+
+    def answer(start_response, doc):
+        body = json.dumps(doc).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def serialised(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if environ.get("PATH_INFO") == "/_posse/calls":
+        path = environ.get("PATH_INFO", "")
+        if path == "/_posse/calls":
             with counted:
-                body = json.dumps(calls).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        if environ.get("PATH_INFO") == "/moto-api/reset":
+                return answer(start_response, dict(calls))
+        if path == "/_posse/calls/detail":
+            with counted:
+                rows = []
+                for (c, s, o), n in sorted(detail.items()):
+                    row = {"caller": c, "service": s, "operation": o, "count": n}
+                    if (c, s, o) in units:
+                        row["readUnits"], row["writeUnits"] = units[(c, s, o)]
+                    rows.append(row)
+            return answer(start_response, rows)
+        if path == "/_posse/calls/reset" and environ.get("REQUEST_METHOD") == "POST":
+            with counted:
+                calls.clear()
+                detail.clear()
+                units.clear()
+            return answer(start_response, {})
+        if path == "/moto-api/reset":
             _forget_tasks()
+        key = None
+        if not path.startswith("/moto-api/"):
+            key = call_key(environ)
+            with counted:
+                detail[key] += 1
         if target:
             with counted:
                 calls[target] += 1
         if target.startswith("DynamoDB_"):
             with dynamodb:
-                return list(app(environ, start_response))
+                return _dynamodb_counted(environ, start_response, key)
         return app(environ, start_response)
+
+    def _dynamodb_counted(environ, start_response, key):
+        """Serves one DynamoDB request (under the lock) and adds its
+        request units to key's."""
+        try:
+            n = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            n = -1
+        req = {}
+        if n >= 0:  # a body of unknown length (chunked) is left to moto, uncounted
+            raw = environ["wsgi.input"].read(n)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            try:
+                req = json.loads(raw or b"{}")
+            except ValueError:
+                req = {}
+        m = _SCOPE_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        counter = DynamoUnits(m.group(1) if m else "us-east-1", key[2] if key else "", req if isinstance(req, dict) else {})
+        try:
+            counter.before()
+        except Exception:  # noqa: BLE001 - counting must never break a request
+            counter = None
+        status = []
+
+        def capture(s, headers, exc_info=None):
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        out = list(app(environ, capture))
+        body = b"".join(out)
+        ok = status and status[0].startswith("200")
+        billed_failure = not ok and (b"ConditionalCheckFailed" in body or b"TransactionCanceled" in body)
+        if counter is not None and key is not None and (ok or billed_failure):
+            try:
+                resp = json.loads(body) if ok and key[2] in ("Query", "Scan") else None
+                r, w = counter.after(resp)
+            except Exception:  # noqa: BLE001
+                r = w = 0.0
+            with counted:
+                units[key][0] += r
+                units[key][1] += w
+        return out
 
     run_simple(args.host, args.port, serialised, threaded=True, request_handler=MotoRequestHandler)
 

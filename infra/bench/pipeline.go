@@ -132,7 +132,14 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 	if err := waitSent(c, ids, 5*time.Minute); err != nil {
 		return out, err
 	}
-	rate := float64(len(ids)) / time.Since(start).Seconds()
+	// The rate is taken from the deliveries' own sentAt, not from when
+	// the poll above saw the last one: the poll reads deliveries one by
+	// one through the gateway, and timing it measured the poll.
+	e2e, lastSent, err := deliveryLatencies(c, ids)
+	if err != nil {
+		return out, err
+	}
+	rate := float64(len(ids)) / lastSent.Sub(start).Seconds()
 	after, err := moto.Calls(motoURL)
 	if err != nil {
 		return out, err
@@ -144,10 +151,6 @@ func pipeline(ctx context.Context, root, tmp string) ([]result, error) {
 		}
 	}
 	bare, err := bareReceiveDelete(ctx, motoURL, len(ids))
-	if err != nil {
-		return out, err
-	}
-	e2e, err := deliveryLatencies(c, ids)
 	if err != nil {
 		return out, err
 	}
@@ -325,22 +328,26 @@ func bareDispatchCalls(ctx context.Context, endpoint string, n int) ([]time.Dura
 
 // deliveryLatencies is, per delivery, the time from its creation (the
 // dispatch call) to its sent outcome, as the ledger recorded them.
-func deliveryLatencies(c devstack.Client, ids []string) ([]time.Duration, error) {
+func deliveryLatencies(c devstack.Client, ids []string) ([]time.Duration, time.Time, error) {
 	out := make([]time.Duration, 0, len(ids))
+	var last time.Time
 	for _, id := range ids {
 		var d struct {
 			CreatedAt time.Time  `json:"createdAt"`
 			SentAt    *time.Time `json:"sentAt"`
 		}
 		if err := getJSON(c, "/deliveries/"+url.PathEscape(id), &d); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		if d.SentAt == nil {
-			return nil, fmt.Errorf("delivery %s is sent but shows no sentAt", id)
+			return nil, time.Time{}, fmt.Errorf("delivery %s is sent but shows no sentAt", id)
 		}
 		out = append(out, d.SentAt.Sub(d.CreatedAt))
+		if d.SentAt.After(last) {
+			last = *d.SentAt
+		}
 	}
-	return out, nil
+	return out, last, nil
 }
 
 // bareQueueLatency is the floor for a delivery's latency: n times, one

@@ -56,6 +56,7 @@ var actions = map[string]string{
 	"PATCH /v1/targets/{id}":                    "target.update",
 	"DELETE /v1/targets/{id}":                   "target.delete",
 	"POST /v1/dispatch":                         "post.dispatch",
+	"POST /v1/dispatch/bulk":                    "post.dispatch_bulk",
 	"POST /v1/deliveries/{id}/retry":            "delivery.retry",
 	"POST /v1/deliveries/{id}/cancel":           "delivery.cancel",
 	"POST /v1/deliveries/{id}/resolve":          "delivery.resolve",

@@ -52,9 +52,10 @@ type publisherRegistry interface {
 	Publisher(p platform.Name) (platform.Publisher, bool)
 }
 
-// addDispatchRoutes registers POST /v1/dispatch.
+// addDispatchRoutes registers POST /v1/dispatch and /v1/dispatch/bulk.
 func (s *Server) addDispatchRoutes() {
 	s.add("POST", "/v1/dispatch", SiteKey, s.dispatch)
+	s.add("POST", "/v1/dispatch/bulk", SiteKey, s.dispatchBulk)
 }
 
 // revisionField is post.revision: a JSON string or integer, kept as text
@@ -437,11 +438,22 @@ func more(n int) string {
 // text and runs its adapter's Validate. It returns every problem, per
 // target, in the order of ids.
 func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, custom string, ids []string, air aiRequest) ([]planned, problems, error) {
-	var ps problems
 	targets, err := s.d.Targets.GetMany(ctx, siteID, ids)
 	if err != nil {
 		return nil, nil, err
 	}
+	conns, err := s.connectionsOf(ctx, siteID, targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	plans, ps := s.planWith(siteID, post, custom, ids, air, targets, conns)
+	return plans, ps, nil
+}
+
+// planWith is plan on targets and connections already read.
+func (s *Server) planWith(siteID string, post compose.Post, custom string, ids []string, air aiRequest,
+	targets map[string]target.Target, conns map[string]connection.Connection) ([]planned, problems) {
+	var ps problems
 	var unknown []string
 	for i, id := range ids {
 		if _, ok := targets[id]; !ok {
@@ -452,10 +464,6 @@ func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, cus
 	if len(unknown) > 0 {
 		// Listed first, all together, so a CMS can show them at once.
 		ps = append(problems{{Field: "targetIds", Message: "unknown targets: " + strings.Join(unknown, ", ")}}, ps...)
-	}
-	conns, err := s.connectionsOf(ctx, siteID, targets)
-	if err != nil {
-		return nil, nil, err
 	}
 	var plans []planned
 	for _, id := range ids {
@@ -509,7 +517,7 @@ func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, cus
 		}
 		plans = append(plans, planned{t: t, post: pp, ai: info})
 	}
-	return plans, ps, nil
+	return plans, ps
 }
 
 func byteCap(n int) string {

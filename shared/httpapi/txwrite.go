@@ -23,8 +23,7 @@ import (
 // entry in one DynamoDB transaction (call economy, issue 10) when the
 // stores can (Server.tx).
 var txRoutes = map[string]bool{
-	"POST /v1/dispatch":      true,
-	"POST /v1/dispatch/bulk": true,
+	"POST /v1/dispatch": true,
 }
 
 // Stores that give their writes to a transaction instead of making them

@@ -62,26 +62,26 @@ type bulkDelivery struct {
 
 // bulkResult is one item's outcome.
 type bulkResult struct {
-	Index      int              `json:"index"`
-	ID         string           `json:"id"`
-	Status     string           `json:"status"`
-	PostID     string           `json:"postId,omitempty"`
-	Revision   string           `json:"revision,omitempty"`
-	ScheduleID string           `json:"scheduleId,omitempty"`
-	Created    int              `json:"created"`
-	Replayed   bool             `json:"replayed,omitempty"`
-	Deliveries []bulkDelivery   `json:"deliveries"`
-	Code       string           `json:"code,omitempty"`
-	Detail     string           `json:"detail,omitempty"`
-	Problems   []apperr.Problem `json:"problems,omitempty"`
-	item       *bulkItem        `json:"-"`
-	raw        json.RawMessage  `json:"-"`
-	plans      []planned        `json:"-"`
-	post       compose.Post     `json:"-"`
-	when       *schedule.When   `json:"-"`
-	write      *txWrite         `json:"-"`
-	msgs       []queue.Outgoing `json:"-"`
-	custom     string           `json:"-"`
+	Index      int                `json:"index"`
+	ID         string             `json:"id"`
+	Status     string             `json:"status"`
+	PostID     string             `json:"postId,omitempty"`
+	Revision   string             `json:"revision,omitempty"`
+	ScheduleID string             `json:"scheduleId,omitempty"`
+	Created    int                `json:"created"`
+	Replayed   bool               `json:"replayed,omitempty"`
+	Deliveries []bulkDelivery     `json:"deliveries"`
+	Code       string             `json:"code,omitempty"`
+	Detail     string             `json:"detail,omitempty"`
+	Problems   []apperr.Problem   `json:"problems,omitempty"`
+	item       *bulkItem          `json:"-"`
+	raw        json.RawMessage    `json:"-"`
+	plans      []planned          `json:"-"`
+	post       compose.Post       `json:"-"`
+	when       *schedule.When     `json:"-"`
+	claim      *idempotency.Claim `json:"-"`
+	msgs       []queue.Outgoing   `json:"-"`
+	custom     string             `json:"-"`
 }
 
 // bulkResponse is the 207 answer of a bulk dispatch.
@@ -101,7 +101,7 @@ type bulkResponse struct {
 // result (replayed); with another item, a problem.
 func (s *Server) dispatchBulk(w http.ResponseWriter, r *http.Request, p Principal) error {
 	if s.d.Targets == nil || s.d.Deliveries == nil || s.d.Snapshots == nil || s.d.Publishers == nil ||
-		s.d.Queue == nil || s.d.Connections == nil || s.tx == nil || s.tx.idem == nil {
+		s.d.Queue == nil || s.d.Connections == nil || s.d.Idempotency == nil || s.tx == nil {
 		return errNotConfigured("bulk dispatch dependency")
 	}
 	ctx := r.Context()
@@ -163,11 +163,16 @@ func (s *Server) dispatchBulk(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	wg.Wait()
 	if first != nil {
-		// An AWS failure: items written so far are queued (or scheduled)
-		// and their ids answer them when the call is sent again.
+		// An AWS failure: the items written so far are answered (and
+		// their messages sent) when the call is sent again; meanwhile the
+		// sweep enqueues their deliveries.
+		for _, res := range results {
+			s.releaseItem(ctx, res)
+		}
 		return first
 	}
 	s.bulkEnqueue(ctx, results)
+	s.finishBulk(ctx, results)
 	noteEntity(r, "bulk", fmt.Sprintf("%d items", len(results)))
 	resp := bulkResponse{Items: make([]bulkResult, len(results))}
 	for i, res := range results {
@@ -354,33 +359,73 @@ func (s *Server) defaultTargets(ctx context.Context, siteID string) ([]string, e
 // covers the item as sent.
 func itemKey(id string) string { return "bulk-item:" + id }
 
-// bulkWrite writes one valid item: scheduled (the schedule service's
-// one-schedule-per-post rule and token bucket) or queued (one
-// transaction). An item id used before answers as then.
+// bulkWrite writes one valid item, holding its id (an idempotency key)
+// while it runs: queued (the snapshot, then every delivery of the item in
+// one write: all or none) or scheduled (the schedule service's
+// one-schedule-per-post rule and token bucket). An item id used before
+// answers as then. The id's answer is stored once the item's messages are
+// sent (finishBulk).
 func (s *Server) bulkWrite(ctx context.Context, p Principal, res *bulkResult) error {
 	fp := idempotency.Fingerprint("POST", "/v1/dispatch/bulk#item", res.raw)
+	claim, stored, err := s.d.Idempotency.Begin(ctx, p.SiteID, itemKey(res.ID), fp)
+	switch {
+	case stored != nil || errors.Is(err, idempotency.ErrReused) || errors.Is(err, idempotency.ErrInFlight):
+		return s.bulkReplay(p, res, stored, err)
+	case err != nil:
+		return err
+	}
+	res.claim = &claim
 	if res.when != nil {
-		return s.bulkSchedule(ctx, p, res, fp)
+		return s.bulkSchedule(ctx, p, res)
 	}
-	res.write = &txWrite{siteID: p.SiteID, post: res.post, news: newDeliveries(p.SiteID, res.post, res.plans),
-		idem: &txIdem{key: itemKey(res.ID), fingerprint: fp}, status: http.StatusOK,
-		answer: func(ds []ledger.Delivery, created []bool) any {
-			out := *res
-			out.Status = bulkQueued
-			out.fill(ds, created)
-			return out
-		}}
-	ds, created, _, err := s.write(ctx, res.write)
-	if errors.Is(err, errKeyTaken) {
-		return s.bulkReplay(ctx, p, res, fp)
+	if _, err := s.d.Snapshots.Save(ctx, p.SiteID, res.post); err != nil {
+		s.releaseItem(ctx, res)
+		return err
 	}
+	ds, created, err := s.tx.deliveries.CreateWith(ctx, newDeliveries(p.SiteID, res.post, res.plans), noCompanions)
 	if err != nil {
+		s.releaseItem(ctx, res)
 		return err
 	}
 	res.Status = bulkQueued
 	res.fill(ds, created)
 	res.msgs = queuedMessages(p.SiteID, ds)
 	return nil
+}
+
+func noCompanions([]ledger.Delivery, []bool) ([]ledger.Companion, error) { return nil, nil }
+
+// releaseItem frees an item's id: nothing of it is stored as its answer.
+func (s *Server) releaseItem(ctx context.Context, res *bulkResult) {
+	if res.claim == nil {
+		return
+	}
+	if err := s.d.Idempotency.Release(context.WithoutCancel(ctx), *res.claim); err != nil {
+		s.d.Logger.ErrorContext(ctx, "bulk item id not released", "err", err)
+	}
+	res.claim = nil
+}
+
+// finishBulk stores each written item's result as its id's answer; an
+// item not queued frees its id, so sending it again enqueues it.
+func (s *Server) finishBulk(ctx context.Context, results []*bulkResult) {
+	for _, res := range results {
+		if res.claim == nil {
+			continue
+		}
+		if res.Status != bulkQueued && res.Status != bulkScheduled {
+			s.releaseItem(ctx, res)
+			continue
+		}
+		b, err := json.Marshal(res)
+		if err == nil {
+			err = s.d.Idempotency.Complete(context.WithoutCancel(ctx), *res.claim,
+				idempotency.Response{Status: http.StatusOK, ContentType: "application/json", Body: b})
+		}
+		if err != nil {
+			s.d.Logger.ErrorContext(ctx, "bulk item answer not stored", "err", err)
+		}
+	}
 }
 
 // fill sets the item's deliveries.
@@ -394,21 +439,19 @@ func (res *bulkResult) fill(ds []ledger.Delivery, created []bool) {
 	}
 }
 
-// bulkReplay answers an item whose id was used before: its first result,
-// or a problem when the id served another item or is still in use. A
-// replayed queued item's messages are sent again (a duplicate message is
-// acknowledged by the dispatcher).
-func (s *Server) bulkReplay(ctx context.Context, p Principal, res *bulkResult, fp string) error {
-	stored, err := s.tx.idem.Lookup(ctx, p.SiteID, itemKey(res.ID), fp)
+// bulkReplay answers an item whose id was used before (stored, or err
+// from claiming it): its first result, or a problem when the id served
+// another item or is still in use. A replayed queued item's messages are
+// sent again (a duplicate message is acknowledged by the dispatcher).
+func (s *Server) bulkReplay(p Principal, res *bulkResult, stored *idempotency.Response, err error) error {
 	switch {
 	case errors.Is(err, idempotency.ErrReused):
 		res.reject(fmt.Sprintf("items[%d].id", res.Index), "was used with a different item; use a new id")
 		return nil
-	case errors.Is(err, idempotency.ErrInFlight) || (err == nil && stored == nil):
+	case errors.Is(err, idempotency.ErrInFlight):
 		res.reject(fmt.Sprintf("items[%d].id", res.Index), "an item with this id is being processed; retry after it finishes")
+		res.Code = "item_in_flight"
 		return nil
-	case err != nil:
-		return err
 	}
 	var first bulkResult
 	if err := json.Unmarshal(stored.Body, &first); err != nil {
@@ -427,24 +470,15 @@ func (s *Server) bulkReplay(ctx context.Context, p Principal, res *bulkResult, f
 	return nil
 }
 
-// bulkSchedule creates a scheduled item's schedule, holding the item's id
-// while it runs.
-func (s *Server) bulkSchedule(ctx context.Context, p Principal, res *bulkResult, fp string) error {
-	idem := s.d.Idempotency
-	claim, stored, err := idem.Begin(ctx, p.SiteID, itemKey(res.ID), fp)
-	if err != nil || stored != nil {
-		if stored != nil || errors.Is(err, idempotency.ErrReused) || errors.Is(err, idempotency.ErrInFlight) {
-			return s.bulkReplay(ctx, p, res, fp)
-		}
-		return err
-	}
+// bulkSchedule creates a scheduled item's schedule.
+func (s *Server) bulkSchedule(ctx context.Context, p Principal, res *bulkResult) error {
 	it := res.item
 	sch, ds, err := s.d.Schedules.Create(ctx, schedule.NewSchedule{
 		SiteID: p.SiteID, Post: res.post, TargetIDs: it.TargetIDs, CustomMessage: res.custom, When: *res.when,
 		RequestAIAssets: it.RequestAIAssets, Deliveries: newDeliveries(p.SiteID, res.post, res.plans),
 	})
 	if err != nil {
-		_ = idem.Release(context.WithoutCancel(ctx), claim)
+		s.releaseItem(ctx, res)
 		if e, ok := apperr.As(err); ok && (e.Kind == apperr.KindUnprocessable || e.Kind == apperr.KindConflict || e.Kind == apperr.KindInvalid) {
 			ps := problems(e.Problems)
 			if len(ps) == 0 {
@@ -462,13 +496,6 @@ func (s *Server) bulkSchedule(ctx context.Context, p Principal, res *bulkResult,
 		created[i] = true
 	}
 	res.fill(ds, created)
-	b, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("encode bulk item: %w", err)
-	}
-	if err := idem.Complete(context.WithoutCancel(ctx), claim, idempotency.Response{Status: http.StatusOK, ContentType: "application/json", Body: b}); err != nil {
-		s.d.Logger.ErrorContext(ctx, "bulk item answer not stored", "err", err)
-	}
 	return nil
 }
 
@@ -506,9 +533,6 @@ func (s *Server) bulkEnqueue(ctx context.Context, results []*bulkResult) {
 		res.Status, res.Code = bulkNotQueued, "enqueue_failed"
 		res.Detail = "the item's deliveries were recorded but their messages could not be put on the dispatch queue; " +
 			"they stay queued and the sweep enqueues them within minutes, or send the item again (same id) to enqueue them now"
-		if res.write != nil {
-			s.releaseAfter(ctx, res.write)
-		}
 	}
 	s.d.Logger.WarnContext(ctx, "bulk messages not sent", "failed", len(failed), "err", err)
 }

@@ -42,7 +42,7 @@ const MaxCreateWith = transactLimit
 // CreateWith creates one delivery per input, like CreateAll, and writes
 // the companions companions(out, created) returns in the same
 // TransactWriteItems: on the happy path (no delivery existed) that is the
-// only call it makes. A delivery that exists is read and returned as it
+// only call it makes (a PutItem for one delivery without companions). A delivery that exists is read and returned as it
 // is (created false), and companions is asked again with the answer. The
 // delivery items are exactly those CreateAll writes.
 func (s *Store) CreateWith(ctx context.Context, ds []NewDelivery, companions func(out []Delivery, created []bool) ([]Companion, error)) ([]Delivery, []bool, error) {
@@ -111,6 +111,23 @@ func (s *Store) CreateWith(ctx context.Context, ds []NewDelivery, companions fun
 		}
 		if len(items) == 0 {
 			return out, created, nil
+		}
+		if len(items) == 1 && index[0] == -1 {
+			// A single delivery needs no transaction (and costs half).
+			put := items[0].Put
+			_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression})
+			var ccf *types.ConditionalCheckFailedException
+			switch {
+			case err == nil:
+				return out, created, nil
+			case errors.As(err, &ccf):
+				if err := s.readExisting(ctx, ds, ids, order[0], existing); err != nil {
+					return nil, nil, err
+				}
+				continue
+			default:
+				return nil, nil, fmt.Errorf("put delivery: %w", err)
+			}
 		}
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {

@@ -145,8 +145,17 @@ func (s *Server) dispatchBulk(w http.ResponseWriter, r *http.Request, p Principa
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
+	// Scheduled items first, one by one in order: items scheduling the
+	// same post revision meet the one-schedule-per-post rule in the order
+	// sent. Queued items then run concurrently.
 	for _, res := range results {
-		if res.Status != "" {
+		if res.Status != "" || res.when == nil || first != nil {
+			continue
+		}
+		first = s.bulkWrite(ctx, p, res)
+	}
+	for _, res := range results {
+		if res.Status != "" || res.when != nil || first != nil {
 			continue
 		}
 		wg.Go(func() {

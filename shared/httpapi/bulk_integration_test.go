@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/posse-dev/posse/shared/ledger"
+	"github.com/posse-dev/posse/shared/schedule"
 )
 
 func bulkBody(items ...string) string { return `{"items":[` + strings.Join(items, ",") + `]}` }
@@ -119,4 +122,51 @@ func notAudit(items []string) []string {
 		}
 	}
 	return out
+}
+
+// TestBulkScheduledItemsAgainstMoto checks that a bulk item with
+// scheduledFor becomes a schedule under the schedule service's rules (one
+// schedule per post revision), beside a queued item, and that a bad time
+// names items[i].scheduledFor.
+func TestBulkScheduledItemsAgainstMoto(t *testing.T) {
+	t.Parallel()
+	s := newScheduleStack(t, schedule.Limits{})
+	tx := s.target(s.keyA, "conn_xa", "X", "")
+	when := fmt.Sprintf("%d-06-01T09:00", s.clock.Now().Year()+1)
+	item := func(id, postID, extra string) string {
+		return `{"id":"` + id + `","post":{"postId":"` + postID + `","revision":"1","url":"https://alpha.example/` + postID + `"},"targetIds":["` + tx + `"]` + extra + `}`
+	}
+	var got bulkResponse
+	s.must(207, &got, "POST", "/v1/dispatch/bulk", s.keyA, bulkBody(
+		item("s1", "sp1", `,"scheduledFor":"`+when+`","timezone":"Europe/Berlin"`),
+		item("s2", "sp2", ""),
+		item("s3", "sp1", `,"scheduledFor":"`+when+`"`),
+		item("s4", "sp4", `,"scheduledFor":"2001-01-01T00:00"`),
+	))
+	if it := got.Items[0]; it.Status != bulkScheduled || it.ScheduleID == "" || len(it.Deliveries) != 1 || it.Deliveries[0].State != ledger.StateScheduled {
+		t.Errorf("scheduled item: got %+v", it)
+	}
+	if it := got.Items[1]; it.Status != bulkQueued {
+		t.Errorf("queued item: got %+v", it)
+	}
+	if it := got.Items[2]; it.Status != bulkRejected {
+		t.Errorf("a second schedule of the same revision: got %+v, want rejected", it)
+	}
+	if it := got.Items[3]; it.Status != bulkRejected || !strings.HasPrefix(it.Problems[0].Field, "items[3].scheduledFor") {
+		t.Errorf("a time in the past: got %+v, want rejected naming items[3].scheduledFor", it)
+	}
+	var sch scheduleOut
+	s.must(200, &sch, "GET", "/v1/schedules/"+got.Items[0].ScheduleID, s.keyA, "")
+	if sch.State != "scheduled" || sch.Timezone != "Europe/Berlin" {
+		t.Errorf("the scheduled item's schedule: got %+v", sch)
+	}
+	if _, err := s.inScheduler(sch.SchedulerName); err != nil {
+		t.Errorf("the scheduled item's schedule is not in the scheduler: %v", err)
+	}
+	// Sent again by id: the same schedule, nothing new.
+	var again bulkResponse
+	s.must(207, &again, "POST", "/v1/dispatch/bulk", s.keyA, bulkBody(item("s1", "sp1", `,"scheduledFor":"`+when+`","timezone":"Europe/Berlin"`)))
+	if it := again.Items[0]; !it.Replayed || it.ScheduleID != got.Items[0].ScheduleID {
+		t.Errorf("scheduled item sent again: got %+v, want the first schedule replayed", it)
+	}
 }

@@ -12,7 +12,9 @@
 //   - the dispatch pipeline and schedules through the whole local stack
 //     (see pipeline);
 //   - engagement reads per second per platform against the simulator and
-//     DynamoDB calls per reading (see engagementReads).
+//     DynamoDB calls per reading (see engagementReads);
+//   - AWS calls per single-target dispatch and bulk acceptance in posts per
+//     minute (see bulkAcceptance).
 //
 // Results are printed as a table and written to infra/bench/results/ as JSON.
 package main
@@ -58,7 +60,7 @@ type result struct {
 }
 
 func main() {
-	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement); empty: all")
+	onlyFlag := flag.String("only", "", "comma-separated parts to run (cold, size, vault, ai, pipeline, engagement, bulk); empty: all")
 	flag.Parse()
 	var only []string
 	if *onlyFlag != "" {
@@ -96,6 +98,7 @@ func run(ctx context.Context, out io.Writer, only []string) error {
 		{"ai", func() ([]result, error) { return aiAdaptation(ctx, srv) }},
 		{"pipeline", func() ([]result, error) { return pipeline(ctx, root, tmp) }},
 		{"engagement", func() ([]result, error) { return engagementReads(ctx, srv) }},
+		{"bulk", func() ([]result, error) { return bulkAcceptance(ctx, root, tmp) }},
 	}
 	var results []result
 	for _, p := range parts {

@@ -62,26 +62,26 @@ type bulkDelivery struct {
 
 // bulkResult is one item's outcome.
 type bulkResult struct {
-	Index      int                `json:"index"`
-	ID         string             `json:"id"`
-	Status     string             `json:"status"`
-	PostID     string             `json:"postId,omitempty"`
-	Revision   string             `json:"revision,omitempty"`
-	ScheduleID string             `json:"scheduleId,omitempty"`
-	Created    int                `json:"created"`
-	Replayed   bool               `json:"replayed,omitempty"`
-	Deliveries []bulkDelivery     `json:"deliveries"`
-	Code       string             `json:"code,omitempty"`
-	Detail     string             `json:"detail,omitempty"`
-	Problems   []apperr.Problem   `json:"problems,omitempty"`
-	item       *bulkItem          `json:"-"`
-	raw        json.RawMessage    `json:"-"`
-	plans      []planned          `json:"-"`
-	post       compose.Post       `json:"-"`
-	when       *schedule.When     `json:"-"`
-	claim      *idempotency.Claim `json:"-"`
-	msgs       []queue.Outgoing   `json:"-"`
-	custom     string             `json:"-"`
+	Index      int              `json:"index"`
+	ID         string           `json:"id"`
+	Status     string           `json:"status"`
+	PostID     string           `json:"postId,omitempty"`
+	Revision   string           `json:"revision,omitempty"`
+	ScheduleID string           `json:"scheduleId,omitempty"`
+	Created    int              `json:"created"`
+	Replayed   bool             `json:"replayed,omitempty"`
+	Deliveries []bulkDelivery   `json:"deliveries"`
+	Code       string           `json:"code,omitempty"`
+	Detail     string           `json:"detail,omitempty"`
+	Problems   []apperr.Problem `json:"problems,omitempty"`
+	item       *bulkItem
+	raw        json.RawMessage
+	plans      []planned
+	post       compose.Post
+	when       *schedule.When
+	claim      *idempotency.Claim
+	msgs       []queue.Outgoing
+	custom     string
 }
 
 // bulkResponse is the 207 answer of a bulk dispatch.

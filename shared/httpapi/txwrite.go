@@ -99,6 +99,9 @@ func (s *Server) idempotentTx(h handlerFunc) handlerFunc {
 		if key == "" {
 			return h(w, r, p)
 		}
+		if s.tx.idem == nil {
+			return errNotConfigured("idempotency store")
+		}
 		if msg := idempotency.CheckKey(key); msg != "" {
 			return apperr.Invalid(IdempotencyKeyHeader, msg)
 		}

@@ -67,6 +67,13 @@ func (c *keyCache) put(hash string, k site.Key, now time.Time) {
 	c.m[hash] = cachedKey{key: k, expires: now.Add(c.ttl)}
 }
 
+// drop forgets hash (its key no longer authenticates).
+func (c *keyCache) drop(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, hash)
+}
+
 // forget drops a site's key by id (revoked through this instance).
 func (c *keyCache) forget(siteID, keyID string) {
 	c.mu.Lock()

@@ -276,6 +276,7 @@ func (s *Server) authenticate(r *http.Request, access Access) (Principal, error)
 	if !cached {
 		var err error
 		if k, err = s.d.Sites.Authenticate(r.Context(), key); err != nil {
+			s.keys.drop(hash)
 			return Principal{}, err
 		}
 		s.keys.put(hash, k, s.d.Now())

@@ -80,6 +80,7 @@ type bulkResult struct {
 	post       compose.Post
 	when       *schedule.When
 	claim      *idempotency.Claim
+	write      *txWrite
 	msgs       []queue.Outgoing
 	custom     string
 }
@@ -376,24 +377,41 @@ func itemKey(id string) string { return "bulk-item:" + id }
 // sent (finishBulk).
 func (s *Server) bulkWrite(ctx context.Context, p Principal, res *bulkResult) error {
 	fp := idempotency.Fingerprint("POST", "/v1/dispatch/bulk#item", res.raw)
-	claim, stored, err := s.d.Idempotency.Begin(ctx, p.SiteID, itemKey(res.ID), fp)
-	switch {
-	case stored != nil || errors.Is(err, idempotency.ErrReused) || errors.Is(err, idempotency.ErrInFlight):
-		return s.bulkReplay(p, res, stored, err)
-	case err != nil:
-		return err
-	}
-	res.claim = &claim
 	if res.when != nil {
+		claim, stored, err := s.d.Idempotency.Begin(ctx, p.SiteID, itemKey(res.ID), fp)
+		switch {
+		case stored != nil || errors.Is(err, idempotency.ErrReused) || errors.Is(err, idempotency.ErrInFlight):
+			return s.bulkReplay(p, res, stored, err)
+		case err != nil:
+			return err
+		}
+		res.claim = &claim
 		return s.bulkSchedule(ctx, p, res)
 	}
-	if _, err := s.d.Snapshots.Save(ctx, p.SiteID, res.post); err != nil {
-		s.releaseItem(ctx, res)
-		return err
+	// Queued: one transaction holds the snapshot (kept when the revision
+	// has one), every delivery of the item and the item's answer under its
+	// id, conditional on the id being free.
+	res.write = &txWrite{siteID: p.SiteID, post: res.post, news: newDeliveries(p.SiteID, res.post, res.plans),
+		idem: &txIdem{key: itemKey(res.ID), fingerprint: fp}, status: http.StatusOK,
+		answer: func(ds []ledger.Delivery, created []bool) any {
+			out := *res
+			out.Status = bulkQueued
+			out.fill(ds, created)
+			return out
+		}}
+	ds, created, _, err := s.write(ctx, res.write)
+	if errors.Is(err, errKeyTaken) {
+		res.write = nil
+		stored, lerr := s.tx.idem.Lookup(ctx, p.SiteID, itemKey(res.ID), fp)
+		if lerr == nil && stored == nil {
+			lerr = idempotency.ErrInFlight // freed in between: the client retries
+		}
+		if lerr != nil && !errors.Is(lerr, idempotency.ErrReused) && !errors.Is(lerr, idempotency.ErrInFlight) {
+			return lerr
+		}
+		return s.bulkReplay(p, res, stored, lerr)
 	}
-	ds, created, err := s.tx.deliveries.CreateWith(ctx, newDeliveries(p.SiteID, res.post, res.plans), noCompanions)
 	if err != nil {
-		s.releaseItem(ctx, res)
 		return err
 	}
 	res.Status = bulkQueued
@@ -419,6 +437,9 @@ func (s *Server) releaseItem(ctx context.Context, res *bulkResult) {
 // item not queued frees its id, so sending it again enqueues it.
 func (s *Server) finishBulk(ctx context.Context, results []*bulkResult) {
 	for _, res := range results {
+		if res.write != nil && res.Status == bulkNotQueued {
+			s.releaseAfter(ctx, res.write) // its answer was stored with it
+		}
 		if res.claim == nil {
 			continue
 		}

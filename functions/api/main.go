@@ -71,6 +71,7 @@ func build(ctx context.Context) (http.Handler, *slog.Logger, error) {
 		Version:        posseconfig.Version,
 		Logger:         log,
 		HealthCacheTTL: cfg.HealthCacheTTL,
+		KeyCacheTTL:    httpapi.DefaultKeyCacheTTL,
 	}
 	if err := addPublishing(cfg, db, queues, conns, &deps); err != nil {
 		return nil, nil, err

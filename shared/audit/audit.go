@@ -91,9 +91,24 @@ func partition(siteID string) string { return "SITE#" + siteID + "#AUDIT" }
 
 // Record stores e, setting its id and, when zero, its time.
 func (s *Store) Record(ctx context.Context, e Entry) (Entry, error) {
+	e, put, err := s.Put(e)
+	if err != nil {
+		return Entry{}, err
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: put.TableName, Item: put.Item})
+	if err != nil {
+		return Entry{}, fmt.Errorf("record audit entry %s of %s: %w", e.Action, e.SiteID, err)
+	}
+	return e, nil
+}
+
+// Put returns e with its id and, when zero, its time set, and the write
+// that records it, for a caller that records the entry in the same
+// transaction as the change it audits.
+func (s *Store) Put(e Entry) (Entry, types.Put, error) {
 	b := make([]byte, 10)
 	if _, err := s.rand(b); err != nil {
-		return Entry{}, fmt.Errorf("generate audit id: %w", err)
+		return Entry{}, types.Put{}, fmt.Errorf("generate audit id: %w", err)
 	}
 	e.ID = "aud_" + idEncoding.EncodeToString(b)
 	if e.At.IsZero() {
@@ -102,16 +117,12 @@ func (s *Store) Record(ctx context.Context, e Entry) (Entry, error) {
 	e.At = e.At.UTC()
 	item, err := attributevalue.MarshalMap(e)
 	if err != nil {
-		return Entry{}, fmt.Errorf("marshal audit entry: %w", err)
+		return Entry{}, types.Put{}, fmt.Errorf("marshal audit entry: %w", err)
 	}
 	item["PK"] = str(partition(e.SiteID))
 	item["SK"] = str(e.At.Format(sortableTime) + "#" + e.ID)
 	item["expires_at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(e.At.Add(s.retention).Unix(), 10)}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item})
-	if err != nil {
-		return Entry{}, fmt.Errorf("record audit entry %s of %s: %w", e.Action, e.SiteID, err)
-	}
-	return e, nil
+	return e, types.Put{TableName: &s.table, Item: item}, nil
 }
 
 // List returns up to limit of a site's entries, newest first, after cursor

@@ -70,21 +70,14 @@ func snapshotKey(siteID, postID, revision string) map[string]types.AttributeValu
 // Save stores p as siteID's snapshot of its revision unless one exists;
 // it reports whether it wrote.
 func (s *Snapshots) Save(ctx context.Context, siteID string, p Post) (bool, error) {
-	snap := Snapshot{Post: p, SiteID: siteID, CreatedAt: s.now().UTC()}
-	if snap.Media == nil {
-		snap.Media = []platform.Media{}
-	}
-	item, err := attributevalue.MarshalMap(snap)
+	put, err := s.Put(siteID, p)
 	if err != nil {
-		return false, fmt.Errorf("marshal snapshot of post %s: %w", p.PostID, err)
-	}
-	for k, v := range snapshotKey(siteID, p.PostID, p.Revision) {
-		item[k] = v
+		return false, err
 	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           &s.table,
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(PK)"),
+		TableName:           put.TableName,
+		Item:                put.Item,
+		ConditionExpression: put.ConditionExpression,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
@@ -94,6 +87,24 @@ func (s *Snapshots) Save(ctx context.Context, siteID string, p Post) (bool, erro
 		return false, fmt.Errorf("save snapshot of post %s revision %s: %w", p.PostID, p.Revision, err)
 	}
 	return true, nil
+}
+
+// Put returns the write Save makes (conditional on no snapshot of the
+// revision existing), for a caller that writes the snapshot in the same
+// transaction as the deliveries of its first dispatch.
+func (s *Snapshots) Put(siteID string, p Post) (types.Put, error) {
+	snap := Snapshot{Post: p, SiteID: siteID, CreatedAt: s.now().UTC()}
+	if snap.Media == nil {
+		snap.Media = []platform.Media{}
+	}
+	item, err := attributevalue.MarshalMap(snap)
+	if err != nil {
+		return types.Put{}, fmt.Errorf("marshal snapshot of post %s: %w", p.PostID, err)
+	}
+	for k, v := range snapshotKey(siteID, p.PostID, p.Revision) {
+		item[k] = v
+	}
+	return types.Put{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}, nil
 }
 
 // Get returns siteID's snapshot of a post revision.

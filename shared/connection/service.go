@@ -661,3 +661,8 @@ func (s *Service) RequestValidation(ctx context.Context, siteID, id string) (Con
 	s.log.InfoContext(ctx, "connection validation requested", "site", siteID, "connection_id", id)
 	return c, nil
 }
+
+// GetMany returns a site's connections by id in one read (Store.GetMany).
+func (s *Service) GetMany(ctx context.Context, siteID string, ids []string) (map[string]Connection, error) {
+	return s.cfg.Store.GetMany(ctx, siteID, ids)
+}

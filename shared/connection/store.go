@@ -640,3 +640,69 @@ func (s *Store) indexRefs(ctx context.Context, index, pkAttr, skAttr, partition,
 	}
 	return out, nil
 }
+
+// batchGetter is the BatchGetItem call GetMany makes when the store's
+// client has it (the SDK's client does).
+type batchGetter interface {
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+}
+
+// GetMany returns a site's connections by id, without credentials, read
+// consistently in one BatchGetItem (up to 100 ids; unprocessed keys are
+// read again). An id the site has no connection of is absent.
+func (s *Store) GetMany(ctx context.Context, siteID string, ids []string) (map[string]Connection, error) {
+	out := make(map[string]Connection, len(ids))
+	var keys []map[string]types.AttributeValue
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if validID(id) && !seen[id] {
+			seen[id] = true
+			keys = append(keys, connKey(siteID, id))
+		}
+	}
+	bg, ok := s.db.(batchGetter)
+	if !ok || len(keys) > 100 {
+		for id := range seen {
+			c, err := s.Get(ctx, siteID, id)
+			switch {
+			case apperr.Is(err, apperr.KindNotFound):
+			case err != nil:
+				return nil, err
+			default:
+				out[id] = c
+			}
+		}
+		return out, nil
+	}
+	for attempt := 0; len(keys) > 0; attempt++ {
+		if attempt == 5 {
+			return nil, fmt.Errorf("get connections of %s: %d keys still unprocessed", siteID, len(keys))
+		}
+		if attempt > 0 {
+			t := time.NewTimer(time.Duration(attempt*attempt) * 25 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("get connections of %s: %w", siteID, ctx.Err())
+			case <-t.C:
+			}
+		}
+		res, err := bg.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+			s.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("get connections of %s: %w", siteID, err)
+		}
+		for _, item := range res.Responses[s.table] {
+			rec, err := unmarshalRecord(item)
+			if err != nil {
+				return nil, err
+			}
+			if rec.SiteID == siteID {
+				out[rec.ID] = rec.Connection
+			}
+		}
+		keys = res.UnprocessedKeys[s.table].Keys
+	}
+	return out, nil
+}

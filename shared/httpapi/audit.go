@@ -56,6 +56,7 @@ var actions = map[string]string{
 	"PATCH /v1/targets/{id}":                    "target.update",
 	"DELETE /v1/targets/{id}":                   "target.delete",
 	"POST /v1/dispatch":                         "post.dispatch",
+	"POST /v1/dispatch/bulk":                    "post.dispatch_bulk",
 	"POST /v1/deliveries/{id}/retry":            "delivery.retry",
 	"POST /v1/deliveries/{id}/cancel":           "delivery.cancel",
 	"POST /v1/deliveries/{id}/resolve":          "delivery.resolve",
@@ -80,6 +81,8 @@ var entityTypes = map[string]string{
 type auditNote struct {
 	action, entityType, entityID string
 	replayed                     bool // an Idempotency-Key replay: nothing was done
+	// audited: the handler wrote the entry in its own transaction.
+	audited bool
 	// replayBody, when set, is stored for Idempotency-Key replays instead
 	// of the answer (an answer that shows a secret once).
 	replayBody []byte
@@ -124,7 +127,11 @@ func (s *Server) mutation(method, pattern string, access Access, h handlerFunc) 
 		return h
 	}
 	if access == SiteKey {
-		h = s.idempotent(h)
+		if txRoutes[method+" "+pattern] && s.tx != nil {
+			h = s.idempotentTx(h)
+		} else {
+			h = s.idempotent(h)
+		}
 	}
 	action := actions[method+" "+pattern]
 	if action == "" {
@@ -137,7 +144,7 @@ func (s *Server) mutation(method, pattern string, access Access, h handlerFunc) 
 		if err := h(rec, r, p); err != nil {
 			return err
 		}
-		if rec.status < 400 && !note.replayed {
+		if rec.status < 400 && !note.replayed && !note.audited {
 			s.audit(r, p, pattern, rec, note)
 		}
 		return nil
@@ -149,12 +156,24 @@ func (s *Server) audit(r *http.Request, p Principal, pattern string, rec *status
 	if s.d.Audit == nil {
 		return
 	}
+	e, ok := s.auditEntry(r, p, pattern, rec.status, rec.Header().Get("Location"), note)
+	if !ok {
+		return
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if _, err := s.d.Audit.Record(ctx, e); err != nil {
+		s.d.Logger.ErrorContext(ctx, "audit entry not recorded", "action", e.Action, "site", e.SiteID, "err", err)
+	}
+}
+
+// auditEntry is the entry of a call that answered status (and loc as its
+// Location); false when it belongs to no site.
+func (s *Server) auditEntry(r *http.Request, p Principal, pattern string, status int, loc string, note *auditNote) (audit.Entry, bool) {
 	e := audit.Entry{
 		SiteID: p.SiteID, KeyID: p.KeyID, Action: note.action, Method: r.Method, Path: r.URL.Path,
-		Status: rec.status, SourceIP: sourceIP(r), RequestID: logging.RequestID(r.Context()),
+		Status: status, SourceIP: sourceIP(r), RequestID: logging.RequestID(r.Context()),
 		EntityType: note.entityType, EntityID: note.entityID, At: s.d.Now(),
 	}
-	loc := rec.Header().Get("Location")
 	if p.Admin {
 		e.KeyID = "admin"
 		e.SiteID = r.PathValue("siteId")
@@ -163,7 +182,7 @@ func (s *Server) audit(r *http.Request, p Principal, pattern string, rec *status
 		}
 	}
 	if e.SiteID == "" {
-		return
+		return audit.Entry{}, false
 	}
 	if e.EntityType == "" {
 		seg := strings.SplitN(strings.TrimPrefix(pattern, "/v1/"), "/", 2)[0]
@@ -179,10 +198,7 @@ func (s *Server) audit(r *http.Request, p Principal, pattern string, rec *status
 			e.EntityID = r.PathValue("siteId")
 		}
 	}
-	ctx := context.WithoutCancel(r.Context())
-	if _, err := s.d.Audit.Record(ctx, e); err != nil {
-		s.d.Logger.ErrorContext(ctx, "audit entry not recorded", "action", e.Action, "site", e.SiteID, "err", err)
-	}
+	return e, true
 }
 
 // sourceIP is the caller's address: the header the api function sets from

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -51,9 +52,10 @@ type publisherRegistry interface {
 	Publisher(p platform.Name) (platform.Publisher, bool)
 }
 
-// addDispatchRoutes registers POST /v1/dispatch.
+// addDispatchRoutes registers POST /v1/dispatch and /v1/dispatch/bulk.
 func (s *Server) addDispatchRoutes() {
 	s.add("POST", "/v1/dispatch", SiteKey, s.dispatch)
+	s.add("POST", "/v1/dispatch/bulk", SiteKey, s.dispatchBulk)
 }
 
 // revisionField is post.revision: a JSON string or integer, kept as text
@@ -284,6 +286,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p Principal) e
 		return err
 	}
 	noteEntity(r, "post", post.PostID+"@"+post.Revision)
+	if s.tx != nil {
+		return s.dispatchTx(w, r, p, post, plans)
+	}
 
 	if _, err := s.d.Snapshots.Save(ctx, p.SiteID, post); err != nil {
 		return err
@@ -311,6 +316,66 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p Principal) e
 	s.d.Logger.InfoContext(ctx, "dispatched", "site", p.SiteID, "post_id", post.PostID, "revision", post.Revision,
 		"deliveries", len(ds), "created", resp.Created, "enqueued", len(out))
 	return writeJSON(w, http.StatusAccepted, resp)
+}
+
+// dispatchTx is dispatch's write in one transaction: snapshot, deliveries,
+// Idempotency-Key answer and audit entry; then one SendMessageBatch.
+func (s *Server) dispatchTx(w http.ResponseWriter, r *http.Request, p Principal, post compose.Post, plans []planned) error {
+	ctx := r.Context()
+	tw := &txWrite{siteID: p.SiteID, post: post, news: newDeliveries(p.SiteID, post, plans), idem: idemOf(r),
+		status: http.StatusAccepted, answer: func(ds []ledger.Delivery, created []bool) any {
+			return newDispatchResponse(post, ds, created)
+		}}
+	if n := noteOf(r); n != nil && s.tx.audit != nil {
+		if e, ok := s.auditEntry(r, p, "/v1/dispatch", http.StatusAccepted, "", n); ok {
+			tw.entry = &e
+			n.audited = true
+		}
+	}
+	ds, created, body, err := s.write(ctx, tw)
+	if err != nil {
+		if n := noteOf(r); n != nil {
+			n.audited = false
+		}
+		return err
+	}
+	out := queuedMessages(p.SiteID, ds)
+	if err := s.enqueue(ctx, out); err != nil {
+		s.releaseAfter(ctx, tw)
+		return err
+	}
+	resp := newDispatchResponse(post, ds, created)
+	s.d.Logger.InfoContext(ctx, "dispatched", "site", p.SiteID, "post_id", post.PostID, "revision", post.Revision,
+		"deliveries", len(ds), "created", resp.Created, "enqueued", len(out))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// newDispatchResponse is the answer of a dispatch that returned ds.
+func newDispatchResponse(post compose.Post, ds []ledger.Delivery, created []bool) dispatchResponse {
+	resp := dispatchResponse{PostID: post.PostID, Revision: post.Revision, Deliveries: ds}
+	for _, c := range created {
+		if c {
+			resp.Created++
+		}
+	}
+	return resp
+}
+
+// queuedMessages are the messages of ds's queued deliveries: new or not
+// (after a failed send, dispatching again enqueues them at once; a
+// duplicate message is acknowledged by the dispatcher).
+func queuedMessages(siteID string, ds []ledger.Delivery) []queue.Outgoing {
+	var out []queue.Outgoing
+	for _, d := range ds {
+		if d.State == ledger.StateQueued {
+			out = append(out, queue.Outgoing{ID: d.ID, Body: ledger.DeliveryMessage(siteID, d.ID).Encode()})
+		}
+	}
+	return out
 }
 
 // planRequest validates a dispatch body and plans its targets (adapt: AI
@@ -373,11 +438,22 @@ func more(n int) string {
 // text and runs its adapter's Validate. It returns every problem, per
 // target, in the order of ids.
 func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, custom string, ids []string, air aiRequest) ([]planned, problems, error) {
-	var ps problems
 	targets, err := s.d.Targets.GetMany(ctx, siteID, ids)
 	if err != nil {
 		return nil, nil, err
 	}
+	conns, err := s.connectionsOf(ctx, siteID, targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	plans, ps := s.planWith(siteID, post, custom, ids, air, targets, conns)
+	return plans, ps, nil
+}
+
+// planWith is plan on targets and connections already read.
+func (s *Server) planWith(siteID string, post compose.Post, custom string, ids []string, air aiRequest,
+	targets map[string]target.Target, conns map[string]connection.Connection) ([]planned, problems) {
+	var ps problems
 	var unknown []string
 	for i, id := range ids {
 		if _, ok := targets[id]; !ok {
@@ -388,10 +464,6 @@ func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, cus
 	if len(unknown) > 0 {
 		// Listed first, all together, so a CMS can show them at once.
 		ps = append(problems{{Field: "targetIds", Message: "unknown targets: " + strings.Join(unknown, ", ")}}, ps...)
-	}
-	conns, err := s.connectionsOf(ctx, siteID, targets)
-	if err != nil {
-		return nil, nil, err
 	}
 	var plans []planned
 	for _, id := range ids {
@@ -445,7 +517,7 @@ func (s *Server) plan(ctx context.Context, siteID string, post compose.Post, cus
 		}
 		plans = append(plans, planned{t: t, post: pp, ai: info})
 	}
-	return plans, ps, nil
+	return plans, ps
 }
 
 func byteCap(n int) string {
@@ -462,12 +534,27 @@ func reason(r string) string {
 	return " (" + r + ")"
 }
 
-// connectionsOf reads the connections targets name, concurrently; a
+// connectionBatch reads a site's connections in one call
+// (shared/connection.Service.GetMany); without it connectionsOf reads them
+// one by one.
+type connectionBatch interface {
+	GetMany(ctx context.Context, siteID string, ids []string) (map[string]connection.Connection, error)
+}
+
+// connectionsOf reads the connections targets name, in one batch or concurrently; a
 // connection the site no longer has is absent from the result.
 func (s *Server) connectionsOf(ctx context.Context, siteID string, targets map[string]target.Target) (map[string]connection.Connection, error) {
 	ids := map[string]bool{}
 	for _, t := range targets {
 		ids[t.ConnectionID] = true
+	}
+	if many, ok := s.d.Connections.(connectionBatch); ok {
+		// One BatchGetItem for every connection (call economy).
+		out, err := many.GetMany(ctx, siteID, slices.Sorted(maps.Keys(ids)))
+		if err != nil {
+			return nil, fmt.Errorf("read connections: %w", err)
+		}
+		return out, nil
 	}
 	var (
 		mu    sync.Mutex

@@ -54,7 +54,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		claim, replay, err := s.d.Idempotency.Begin(r.Context(), p.SiteID, key, idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body))
 		if err != nil {
-			return err
+			return reusedAs(r, err)
 		}
 		if replay != nil {
 			if n := noteOf(r); n != nil {

@@ -123,6 +123,11 @@ type Deps struct {
 	SiteSettings siteSettings
 	// Webhooks runs the webhook routes (shared/webhook.Service).
 	Webhooks webhookService
+	// KeyCacheTTL is how long a successful API key lookup is trusted
+	// without reading the key again (DefaultKeyCacheTTL in the api
+	// function): the longest a revoked key may still pass on another warm
+	// instance. 0 reads the key on every call.
+	KeyCacheTTL time.Duration
 }
 
 // Server is the API. Create it with New.
@@ -131,6 +136,9 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []Route
 	health healthCache
+	keys   keyCache
+	// tx writes dispatches in one transaction; nil when a store cannot.
+	tx *txStores
 }
 
 // New returns the API with every route registered.
@@ -146,6 +154,8 @@ func New(d Deps) *Server {
 	}
 	s := &Server{d: d, mux: http.NewServeMux()}
 	s.health.ttl = d.HealthCacheTTL
+	s.keys.ttl = d.KeyCacheTTL
+	s.tx = txStoresOf(d)
 	s.add("GET", "/v1/health", Public, s.getHealth)
 	s.add("GET", "/v1/openapi.json", Public, s.getOpenAPI)
 	s.add("GET", "/v1/site", SiteKey, s.getOwnSite)
@@ -261,9 +271,15 @@ func (s *Server) authenticate(r *http.Request, access Access) (Principal, error)
 		}
 		return Principal{Admin: true}, nil
 	}
-	k, err := s.d.Sites.Authenticate(r.Context(), key)
-	if err != nil {
-		return Principal{}, err
+	hash := site.HashKey(key)
+	k, cached := s.keys.get(hash, s.d.Now())
+	if !cached {
+		var err error
+		if k, err = s.d.Sites.Authenticate(r.Context(), key); err != nil {
+			s.keys.drop(hash)
+			return Principal{}, err
+		}
+		s.keys.put(hash, k, s.d.Now())
 	}
 	if access == AdminKey {
 		return Principal{}, apperr.New(apperr.KindForbidden, "admin_only", "this route needs the admin key")

@@ -91,6 +91,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, _ Principal) 
 	if err := s.d.Sites.RevokeKey(r.Context(), r.PathValue("siteId"), r.PathValue("keyId")); err != nil {
 		return err
 	}
+	s.keys.forget(r.PathValue("siteId"), r.PathValue("keyId"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -277,3 +277,80 @@ func (s *Store) Release(ctx context.Context, c Claim) error {
 	}
 	return nil
 }
+
+// claimCondition is the condition under which a key is free: new, past
+// its TTL (DynamoDB deletes expired items lazily) or held by a call whose
+// lease ran out.
+func claimCondition(now time.Time) (string, map[string]string, map[string]types.AttributeValue) {
+	return "attribute_not_exists(PK) OR expires_at < :nows OR (#state = :inflight AND lease_until < :nowms)",
+		map[string]string{"#state": "state"},
+		map[string]types.AttributeValue{
+			":nows": num(now.Unix()), ":nowms": num(now.UnixMilli()),
+			":inflight": &types.AttributeValueMemberS{Value: stateInFlight},
+		}
+}
+
+// DonePut returns the write that claims key for fingerprint with its
+// answer r already stored (state done), conditional on the key being
+// free, for the caller to put in its own transaction with the change
+// itself: a call that writes it never holds the key in flight. A failed
+// condition means the key is taken: Lookup says by what. The claim lets
+// the caller Release the key when what followed the transaction failed.
+// ok is false when r is too large to store (MaxStoredBody).
+func (s *Store) DonePut(siteID, key, fingerprint string, r Response) (put types.Put, c Claim, ok bool, err error) {
+	if len(r.Body) > MaxStoredBody {
+		return types.Put{}, Claim{}, false, nil
+	}
+	tok := make([]byte, 16)
+	if _, err := s.rand(tok); err != nil {
+		return types.Put{}, Claim{}, false, fmt.Errorf("idempotency token: %w", err)
+	}
+	c = Claim{siteID: siteID, key: key, token: hex.EncodeToString(tok)}
+	now := s.now()
+	item, err := attributevalue.MarshalMap(record{
+		Fingerprint: fingerprint, State: stateDone, Token: c.token, ExpiresAt: now.Add(s.TTL).Unix(),
+		CreatedAt: now.UTC().Format(time.RFC3339Nano), Response: r,
+	})
+	if err != nil {
+		return types.Put{}, Claim{}, false, fmt.Errorf("marshal idempotency key: %w", err)
+	}
+	delete(item, "lease_until")
+	for k, v := range itemKey(siteID, key) {
+		item[k] = v
+	}
+	cond, names, values := claimCondition(now)
+	return types.Put{TableName: &s.table, Item: item, ConditionExpression: &cond,
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values}, c, true, nil
+}
+
+// Lookup reads key as Begin does after a failed claim: the stored answer
+// when the key completed the same request, ErrReused when it served
+// another request, ErrInFlight while another call holds it, and neither
+// (nil, nil) when the key is free.
+func (s *Store) Lookup(ctx context.Context, siteID, key, fingerprint string) (*Response, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: itemKey(siteID, key), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var got record
+	if err := attributevalue.UnmarshalMap(out.Item, &got); err != nil {
+		return nil, fmt.Errorf("unmarshal idempotency key: %w", err)
+	}
+	now := s.now()
+	switch {
+	case got.ExpiresAt < now.Unix():
+		return nil, nil
+	case got.Fingerprint != fingerprint:
+		return nil, ErrReused
+	case got.State == stateDone:
+		r := got.Response
+		return &r, nil
+	case got.LeaseUntil < now.UnixMilli():
+		return nil, nil
+	default:
+		return nil, ErrInFlight
+	}
+}

@@ -420,8 +420,6 @@ func (s *Server) bulkWrite(ctx context.Context, p Principal, res *bulkResult) er
 	return nil
 }
 
-func noCompanions([]ledger.Delivery, []bool) ([]ledger.Companion, error) { return nil, nil }
-
 // releaseItem frees an item's id: nothing of it is stored as its answer.
 func (s *Server) releaseItem(ctx context.Context, res *bulkResult) {
 	if res.claim == nil {

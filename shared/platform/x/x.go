@@ -420,6 +420,9 @@ func (a *Adapter) classify(status int, h http.Header, body []byte, final bool) *
 	var pr problem
 	_ = json.Unmarshal(body, &pr)
 	kind := pr.Type[strings.LastIndex(pr.Type, "/")+1:] // match the path suffix: the host may be api.x.com or api.twitter.com
+	if pr.Type == "about:blank" {
+		kind = "" // RFC 7807's "no type": X's 401 carries it; the title names the error
+	}
 	msg := firstNonEmpty(pr.Detail, pr.Title, "X answered HTTP "+strconv.Itoa(status))
 	pcode := firstNonEmpty(kind, pr.Title)
 	if len(pr.Errors) > 0 {

@@ -351,3 +351,18 @@ func TestMediaURLOutsideThePolicyIsRefused(t *testing.T) {
 		t.Errorf("posts: got %d, want 0", n)
 	}
 }
+
+// TestRefusedTokenNamesTheError: X's 401 is a problem of type
+// "about:blank" (RFC 7807's "no type"); the platform code a broken
+// connection records must be its title, not "about:blank" (found by the
+// fault soak).
+func TestRefusedTokenNamesTheError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.sim.AddFault(platformsim.Fault{Platform: "x", Kind: platformsim.FaultExpiredToken})
+	_, err := e.ad.Publish(context.Background(), e.acct, platform.Post{Text: "refused"}, &platformsim.MemJournal{})
+	ae := simtest.WantErr(t, err, apperr.KindReconnect, "x.unauthorized")
+	if ae.PlatformCode == "" || ae.PlatformCode == "about:blank" {
+		t.Errorf("platform code: got %q, want X's title", ae.PlatformCode)
+	}
+}

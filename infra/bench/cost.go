@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -60,6 +61,24 @@ type usage struct {
 	Calls       []moto.CallCount
 	Invocations map[string][]invocation // by logical id
 	LogBytes    map[string]int64        // by logical id
+}
+
+// withCaller is u with caller's calls, invocations and log bytes taken
+// from other (a snapshot of the same window taken earlier).
+func (u usage) withCaller(other usage, caller string) usage {
+	out := usage{Invocations: maps.Clone(u.Invocations), LogBytes: maps.Clone(u.LogBytes)}
+	for _, c := range u.Calls {
+		if c.Caller != caller {
+			out.Calls = append(out.Calls, c)
+		}
+	}
+	for _, c := range other.Calls {
+		if c.Caller == caller {
+			out.Calls = append(out.Calls, c)
+		}
+	}
+	out.Invocations[caller], out.LogBytes[caller] = other.Invocations[caller], other.LogBytes[caller]
+	return out
 }
 
 // window marks the start of a measurement: moto's counts are reset and

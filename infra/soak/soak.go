@@ -164,6 +164,12 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 	progress("stack ready after %v", time.Since(start).Round(time.Second))
 	c := devstack.Client{API: st.Info["API URL"], Key: st.Info["Site API key"], SimURL: st.Info["Simulator"]}
 	siteID := st.Info["Site id"]
+	// The soak's waits are the faults it injects; the simulated Mastodon
+	// account's own quotas (30 media uploads per 30 minutes) would defer
+	// its ~125 image posts past any drain bound.
+	if err := c.RaiseSimMastodonLimits(100000); err != nil {
+		return rep, err
+	}
 	awsCfg := moto.Config(st.Info["Moto endpoint"])
 	queues := sqs.NewFromConfig(awsCfg)
 	secrets := secretscan.NewSet()

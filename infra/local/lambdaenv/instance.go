@@ -237,8 +237,10 @@ func (inst *instance) killRuntime() bool {
 	}
 	killed := false
 	for _, pid := range childPIDs(cmd.Process.Pid) {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+		// The group's kill may already have taken the process (then the
+		// second kill finds none): either one landing is a kill.
+		group := syscall.Kill(-pid, syscall.SIGKILL) == nil
+		if syscall.Kill(pid, syscall.SIGKILL) == nil || group {
 			killed = true
 		}
 	}

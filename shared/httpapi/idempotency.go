@@ -40,16 +40,9 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		if s.d.Idempotency == nil {
 			return errNotConfigured("idempotency store")
 		}
-		if msg := idempotency.CheckKey(key); msg != "" {
-			return apperr.Invalid(IdempotencyKeyHeader, msg)
-		}
-		var body []byte
-		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.MaxBodyBytes))
-			if err != nil {
-				return jsonError(err, s.d.MaxBodyBytes)
-			}
-			body = b
+		body, err := s.keyedBody(w, r, key)
+		if err != nil {
+			return err
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		claim, replay, err := s.d.Idempotency.Begin(r.Context(), p.SiteID, key, idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body))
@@ -128,4 +121,20 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
+}
+
+// keyedBody checks an Idempotency-Key and reads the request's body, which
+// the key's fingerprint covers: what idempotent and idempotentTx share.
+func (s *Server) keyedBody(w http.ResponseWriter, r *http.Request, key string) ([]byte, error) {
+	if msg := idempotency.CheckKey(key); msg != "" {
+		return nil, apperr.Invalid(IdempotencyKeyHeader, msg)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.MaxBodyBytes))
+	if err != nil {
+		return nil, jsonError(err, s.d.MaxBodyBytes)
+	}
+	return b, nil
 }

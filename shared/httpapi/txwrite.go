@@ -102,16 +102,9 @@ func (s *Server) idempotentTx(h handlerFunc) handlerFunc {
 		if s.tx.idem == nil {
 			return errNotConfigured("idempotency store")
 		}
-		if msg := idempotency.CheckKey(key); msg != "" {
-			return apperr.Invalid(IdempotencyKeyHeader, msg)
-		}
-		var body []byte
-		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.MaxBodyBytes))
-			if err != nil {
-				return jsonError(err, s.d.MaxBodyBytes)
-			}
-			body = b
+		body, err := s.keyedBody(w, r, key)
+		if err != nil {
+			return err
 		}
 		fp := idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body)
 		r = r.WithContext(context.WithValue(r.Context(), txIdemKey{}, &txIdem{key: key, fingerprint: fp}))
